@@ -1,0 +1,271 @@
+"""The eight queue events as pydantic models, and the one entry point that turns bytes into one.
+
+The queue engine sends most values as strings; lax validation coerces them to the documented
+types (contract §1). Each model carries only its event's fields (contract §3), so values of
+fields the event does not deliver are ignored, and unknown keys too.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Channel = Literal["call", "chat", "task"]
+# Smart union: "12" stays an integer, "12.5" becomes 12.5 (contract §1).
+Number = int | float
+
+_RFC3339: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z"
+)
+
+
+class InvalidEvent(Exception):
+    """An event that can never be delivered: dead-lettered with reason `invalid`."""
+
+    def __init__(self, error: str, event_id: str | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.event_id = event_id
+
+
+def coerce_variables(raw: object) -> dict[str, str]:
+    """Strings stay, numbers and booleans become their JSON text, null and nested values go."""
+    if not isinstance(raw, dict):
+        raise ValueError("is not an object")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bool | int | float):
+            out[key] = orjson.dumps(value).decode()
+    return out
+
+
+def _parse_rfc3339(value: object) -> object:
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("is not an RFC 3339 timestamp")
+    try:
+        return datetime.fromisoformat(value.upper().replace(" ", "T"))
+    except ValueError:
+        raise ValueError("is not an RFC 3339 timestamp") from None
+
+
+def _check_uuid(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError("is not a UUID") from None
+    return value  # kept exactly as sent (contract §5)
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, coerce_numbers_to_str=True, allow_inf_nan=False
+    )
+
+    id: Annotated[str, Field(strict=True)]
+    queue_id: int
+    occurred_at: Annotated[datetime | None, BeforeValidator(_parse_rfc3339)] = None
+    variables: Annotated[dict[str, str], BeforeValidator(coerce_variables)] = Field(
+        default_factory=dict
+    )
+    # Group C: every event carries it.
+    channel: Channel
+    attempt_id: int | None = None
+    destination: str | None = None
+    use_processing: bool | None = None
+    agent_channel_id: str | None = None
+    member_channel_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        # The engine sends null for what it does not know: that is a field it did not carry.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        return _check_uuid(value)
+
+
+class _Agent(BaseModel):
+    agent_name: str | None = None
+    agent_id: int | None = None
+    user_id: int | None = None
+    agent_extension: str | None = None
+    member_name: str | None = None
+    member_id: int | None = None
+    cc_attempt_seq: int | None = None
+
+
+class _Billing(BaseModel):
+    call_bill_sec: Number | None = None
+    call_duration: Number | None = None
+    amd_result: str | None = None
+
+
+class _Media(_Billing):
+    call_voice_sec: Number | None = None
+
+
+class _Hangup(_Media):
+    call_cause: str | None = None
+    call_sip_code: int | None = None
+
+
+class Joined(_Envelope):
+    event: Literal["joined"]
+
+
+class Answered(_Envelope, _Agent, _Media):
+    event: Literal["answered"]
+
+
+class Offering(_Envelope, _Agent, _Media):
+    event: Literal["offering"]
+
+
+class Bridged(_Envelope, _Agent, _Media):
+    event: Literal["bridged"]
+
+
+class Missed(_Envelope, _Agent, _Billing):
+    event: Literal["missed"]
+
+
+class Leaving(_Envelope, _Agent, _Hangup):
+    event: Literal["leaving"]
+    cc_result: str | None = None
+
+
+class Processing(_Envelope, _Agent, _Hangup):
+    event: Literal["processing"]
+
+
+class Active(_Envelope, _Agent, _Media):
+    event: Literal["active"]
+
+
+Event = Joined | Answered | Offering | Bridged | Missed | Leaving | Processing | Active
+MODELS: Final[tuple[type[_Envelope], ...]] = (
+    Joined, Answered, Offering, Bridged, Missed, Leaving, Processing, Active,
+)  # fmt: skip
+_ADAPTER: Final[TypeAdapter[Event]] = TypeAdapter(Annotated[Event, Field(discriminator="event")])
+
+ENVELOPE_FIELDS: Final = frozenset({"id", "event", "queue_id", "occurred_at", "variables"})
+CALL_FIELDS: Final = frozenset(
+    {
+        "call_bill_sec",
+        "call_duration",
+        "amd_result",
+        "call_voice_sec",
+        "call_cause",
+        "call_sip_code",
+    }
+)
+# Names of every documented field of every event: no variable may pose as one (contract §3).
+RESERVED: Final = frozenset(
+    name for model in MODELS for name in model.model_fields if name not in ENVELOPE_FIELDS
+)
+FIELDS_OF: Final[dict[str, tuple[str, ...]]] = {
+    m.model_fields["event"].annotation.__args__[0]: tuple(  # type: ignore[union-attr]
+        n for n in m.model_fields if n not in ENVELOPE_FIELDS
+    )
+    for m in MODELS
+}
+
+
+def parse_event(body: bytes, max_bytes: int) -> Event:
+    """Validate one message body; raises InvalidEvent with one human line naming the fault."""
+    if len(body) > max_bytes:
+        raise InvalidEvent(f"body is {len(body)} bytes, over the limit of {max_bytes}")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidEvent(f"body is a JSON {type(raw).__name__}, not an object")
+    event_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(describe(exc), event_id) from None
+
+
+_TYPE_WORDS: Final = {
+    "int": "is not an integer",
+    "float": "is not a number",
+    "finite": "is not a finite number",
+    "bool": "is not a boolean",
+    "string": "is not a string",
+    "dict": "is not an object",
+}
+
+
+def describe(exc: ValidationError) -> str:
+    """One human line per fault, e.g. `attempt_id: "abc" is not an integer`."""
+    lines = (_describe_one(err) for err in exc.errors(include_url=False))
+    return "; ".join(dict.fromkeys(lines))  # a Number's two union branches say the same thing
+
+
+def _describe_one(err: Any) -> str:
+    kind: str = err["type"]
+    loc = [str(p) for p in err["loc"]]
+    if loc and loc[0] in FIELDS_OF:  # the discriminated union puts the event name first
+        loc = loc[1:]
+    if len(loc) > 1 and loc[-1] in ("int", "float"):  # smart union branches of a Number
+        loc = loc[:-1]
+        kind = "float_parsing"
+    name = ".".join(loc) or "event"
+    shown = _show(err.get("input"))
+    if kind == "missing":
+        return f"{name}: is required"
+    if kind == "union_tag_not_found":
+        return "event: is required"
+    if kind == "union_tag_invalid":
+        return f"event: {_show(err['ctx']['tag'])} is not one of {', '.join(FIELDS_OF)}"
+    if kind == "literal_error":
+        return f"{name}: {shown} is not one of {err['ctx']['expected'].replace(chr(39), '')}"
+    if kind == "value_error":
+        return f"{name}: {shown} {err['ctx']['error']}"
+    for prefix, words in _TYPE_WORDS.items():
+        if kind.startswith(prefix):
+            return f"{name}: {shown} {words}"
+    return f"{name}: {shown} {err['msg']}"
+
+
+def _show(value: object, limit: int = 60) -> str:
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def occurred_at(event: Event, received_at: datetime) -> str:
+    """RFC 3339 in UTC, microseconds when there are any."""
+    moment = (event.occurred_at or received_at).astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,118 @@
+"""`queue-hooks run`: wire the steps together, run until SIGTERM or SIGINT, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable
+
+import structlog
+
+from worker import secrets
+from worker.broker import Broker
+from worker.deliver import Sender
+from worker.errors import Fatal
+from worker.metrics import Metrics
+from worker.pipeline import Pipeline
+from worker.settings import Settings
+from worker.store import HookCache, migrate, wait_for_database
+
+log = structlog.get_logger("queue_hooks.worker")
+
+
+class Worker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        self.metrics = Metrics()
+        self.cache = HookCache(
+            settings.database_url, settings.cache_poll, lambda s: secrets.unseal(s, key)
+        )
+        self.cache.listeners.append(self.metrics.cache_loaded)
+        self._stop = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self.broker = Broker(
+            settings.amqp_url, settings.exchange, settings.retry_delays, settings.prefetch,
+            on_fatal=self._on_fatal,
+        )  # fmt: skip
+        self.sender = Sender(settings.allow_private_targets)
+        self.pipeline = Pipeline(settings, self.broker, self.cache, self.sender, self.metrics)
+        self.consuming = False
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        self._fatal = exc
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.consuming and self.broker.connected and self.cache.ready
+
+    async def run(self) -> None:
+        """Returns after a clean stop; raises Fatal when something unrecoverable happened."""
+        cache_task: asyncio.Task[None] | None = None
+        try:
+            if await self._until_stopped(self._migrate()):
+                cache_task = asyncio.create_task(self.cache.run(), name="hook-cache")
+                cache_task.add_done_callback(self._cache_ended)
+            if (
+                cache_task
+                and await self._until_stopped(self.cache.wait_fresh())
+                and await self._until_stopped(self.broker.connect())
+            ):
+                await self.broker.consume(self.pipeline.on_event, self.pipeline.on_retry)
+                self.consuming = True
+                log.info("worker consuming", prefetch=self.settings.prefetch)
+                await self._stop.wait()
+        finally:
+            await self._shutdown(cache_task)
+        if self._fatal is not None:
+            raise Fatal(str(self._fatal)) from self._fatal
+
+    async def _migrate(self) -> None:
+        conn = await wait_for_database(self.settings.database_url)
+        try:
+            await migrate(conn)  # idempotent: a fresh database works without a separate step
+        finally:
+            await conn.close()
+
+    async def _until_stopped(self, work: Awaitable[None]) -> bool:
+        """Run `work` unless a stop comes first. True when it finished."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return False
+        task.result()  # re-raise what it raised
+        return True
+
+    def _cache_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._on_fatal(task.exception())  # type: ignore[arg-type]
+
+    async def _shutdown(self, cache_task: asyncio.Task[None] | None) -> None:
+        self.consuming = False
+        await self.broker.stop_consuming()
+        handed_back = await self.broker.drain(self.settings.shutdown_grace)
+        if cache_task is not None:
+            cache_task.cancel()
+            with contextlib.suppress(BaseException):
+                await cache_task
+        await self.broker.close()
+        await self.sender.aclose()
+        log.info("worker stopped", handed_back=handed_back)
+
+
+async def serve(settings: Settings) -> None:
+    worker = Worker(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()

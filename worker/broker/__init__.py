@@ -1,0 +1,234 @@
+"""All AMQP: connecting, the topology, consuming, confirmed publishing, ack and nack.
+
+The pipeline never sees an AMQP object: it gets an `Inbound` and returns or raises, and
+`_dispatch` below is the one place that turns that into ack, requeue or a stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+
+from worker.broker.topology import (
+    BINDING_KEY,
+    DEAD_QUEUE,
+    EVENTS_QUEUE,
+    RETRY_QUEUE,
+    queue_specs,
+    wait_queue,
+)
+from worker.errors import Kind, classify, one_line
+
+log = structlog.get_logger("queue_hooks.broker")
+
+Headers = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    body: bytes
+    headers: Headers
+    content_type: str | None
+    timestamp: datetime | None
+    redelivered: bool
+
+
+Handler = Callable[[Inbound], Awaitable[None]]
+
+
+async def wait_for_broker(url: str, *, attempts: int | None = None) -> AbstractRobustConnection:
+    """Connect, waiting with backoff while RabbitMQ is down (contract §7)."""
+    delay, tried = 0.5, 0
+    while True:
+        try:
+            return await aio_pika.connect_robust(url, timeout=10, reconnect_interval=1.0)
+        except Exception as exc:
+            tried += 1
+            if classify(exc) is not Kind.TRANSIENT or (attempts is not None and tried >= attempts):
+                raise
+            log.warning("broker unreachable, waiting", error=one_line(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+@dataclass
+class Broker:
+    url: str
+    exchange: str
+    delays: tuple[float, ...]
+    prefetch: int
+    on_fatal: Callable[[BaseException], None] = lambda exc: None
+    _conn: AbstractRobustConnection | None = None
+    _consume: AbstractRobustChannel | None = None
+    _publish: AbstractRobustChannel | None = None
+    _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
+    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def connect(self, *, attempts: int | None = None) -> None:
+        self._conn = await wait_for_broker(self.url, attempts=attempts)
+        self._conn.reconnect_callbacks.add(lambda *_: log.info("broker reconnected"))
+        self._conn.close_callbacks.add(self._on_close)
+        self._publish = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+        self._consume = await self._conn.channel()
+        await self._consume.set_qos(prefetch_count=self.prefetch)
+        await self.declare()
+
+    def _on_close(self, _conn: object, exc: BaseException | None) -> None:
+        if exc is not None:
+            log.warning("broker connection lost, reconnecting", error=one_line(exc))
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed and self._conn.connected.is_set()
+
+    async def declare(self) -> None:
+        """Idempotent, so the platform and the worker may start in either order."""
+        channel = self._channel(self._consume)
+        exchange = await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        for spec in queue_specs(self.delays):
+            queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+            if spec.name == EVENTS_QUEUE:
+                await queue.bind(exchange, BINDING_KEY)
+
+    async def consume(self, on_event: Handler, on_retry: Handler) -> None:
+        channel = self._channel(self._consume)
+        for name, handler in ((EVENTS_QUEUE, on_event), (RETRY_QUEUE, on_retry)):
+            queue = await channel.get_queue(name, ensure=False)
+            tag = await queue.consume(self._dispatcher(handler))
+            self._consumers.append((queue, tag))
+
+    async def stop_consuming(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for queue, tag in consumers:
+            try:
+                await queue.cancel(tag)
+            except Exception as exc:  # the connection may be gone already: nothing to cancel
+                log.warning("could not cancel consumer", queue=queue.name, error=one_line(exc))
+
+    async def drain(self, grace: float) -> int:
+        """Wait up to `grace` for in-flight messages; hand back the rest. Returns that count."""
+        pending = set(self.in_flight)
+        if pending:
+            _done, pending = await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        return len(pending)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    # -- publishing, always confirmed -------------------------------------------------------
+    async def publish_wait(
+        self, body: bytes, headers: Headers, tier_delay: float, wait: float
+    ) -> None:
+        await self._publish_to(
+            wait_queue(tier_delay), body, headers, "application/json",
+            expiration=max(1, round(wait * 1000)) / 1000,
+        )  # fmt: skip
+
+    async def publish_retry_now(self, body: bytes, headers: Headers) -> None:
+        await self._publish_to(RETRY_QUEUE, body, headers, "application/json")
+
+    async def publish_dead(self, body: bytes, headers: Headers, content_type: str | None) -> None:
+        await self._publish_to(DEAD_QUEUE, body, headers, content_type)
+
+    async def publish_event(self, routing_key: str, body: bytes) -> None:
+        channel = self._channel(self._publish)
+        exchange = await channel.get_exchange(self.exchange, ensure=False)
+        message = aio_pika.Message(
+            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
+        await exchange.publish(message, routing_key=routing_key, mandatory=True)
+
+    async def _publish_to(
+        self,
+        queue: str,
+        body: bytes,
+        headers: Headers,
+        content_type: str | None,
+        expiration: float | None = None,
+    ) -> None:
+        message = aio_pika.Message(
+            body,
+            headers=headers,
+            content_type=content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            expiration=expiration,
+        )
+        channel = self._channel(self._publish)
+        await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+
+    @staticmethod
+    def _channel(channel: AbstractRobustChannel | None) -> AbstractRobustChannel:
+        if channel is None:
+            raise ConnectionError("not connected to the broker")
+        return channel
+
+    # -- the one place outcomes become ack / requeue ------------------------------------------
+    def _dispatcher(self, handler: Handler) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def dispatch(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self.in_flight.add(task)
+            try:
+                await self._dispatch(message, handler)
+            finally:
+                if task is not None:
+                    self.in_flight.discard(task)
+
+        return dispatch
+
+    async def _dispatch(self, message: AbstractIncomingMessage, handler: Handler) -> None:
+        inbound = Inbound(
+            body=message.body,
+            headers=dict(message.headers or {}),
+            content_type=message.content_type,
+            timestamp=message.timestamp,
+            redelivered=bool(message.redelivered),
+        )
+        try:
+            await handler(inbound)
+        except asyncio.CancelledError:
+            await _settle(message.nack(requeue=True))  # shutdown past its grace: hand it back
+            raise
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is Kind.FATAL:
+                log.error("unexpected error, stopping", exc_info=exc)
+                await _settle(message.nack(requeue=True))
+                self.on_fatal(exc)
+                return
+            # Transient: the broker keeps the message; a pause avoids a hot redelivery loop.
+            log.warning("message handed back", error=one_line(exc), kind=kind.value)
+            await asyncio.sleep(1.0)
+            await _settle(message.nack(requeue=True))
+        else:
+            await _settle(message.ack())
+
+
+async def _settle(action: Awaitable[Any]) -> None:
+    """Ack or nack; on a closed channel the broker has requeued the message already."""
+    try:
+        await action
+    except Exception as exc:
+        log.warning("could not settle message; the broker will redeliver it", error=one_line(exc))
+
+
+__all__ = ["DEAD_QUEUE", "EVENTS_QUEUE", "RETRY_QUEUE", "Broker", "Inbound", "wait_for_broker"]

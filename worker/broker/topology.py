@@ -1,0 +1,69 @@
+"""Names and declarations of every exchange and queue (contract §1, §6).
+
+deploy/rabbitmq/definitions.json declares the same; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+EVENTS_QUEUE = "queue-hooks.events"
+RETRY_QUEUE = "queue-hooks.retry"  # deliveries back from a wait tier, to be attempted again
+DEAD_QUEUE = "queue-hooks.dead"
+WAIT_PREFIX = "queue-hooks.wait."
+BINDING_KEY = "queue.#"
+
+# Headers of the messages we publish ourselves.
+H_REASON = "queue-hooks-reason"
+H_ERROR = "queue-hooks-error"
+H_ATTEMPTS = "queue-hooks-attempts"
+H_EVENT_ID = "queue-hooks-event-id"
+H_HOOK_ID = "queue-hooks-hook-id"
+H_QUEUE_ID = "queue-hooks-queue-id"
+H_EVENT = "queue-hooks-event"
+H_TIER = "queue-hooks-tier"  # how many wait tiers this delivery has been through
+
+
+def delay_label(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def wait_queue(seconds: float) -> str:
+    """One queue per distinct delay: its name says its delay, so changing the tiers never
+    clashes with a queue declared with other arguments."""
+    return WAIT_PREFIX + delay_label(seconds)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    arguments: dict[str, Any]
+
+
+def queue_specs(delays: tuple[float, ...]) -> list[QueueSpec]:
+    quorum = {"x-queue-type": "quorum"}
+    specs = [
+        QueueSpec(EVENTS_QUEUE, quorum),
+        QueueSpec(RETRY_QUEUE, quorum),
+        QueueSpec(DEAD_QUEUE, {"x-queue-type": "classic"}),
+    ]
+    for seconds in sorted(set(delays)):
+        specs.append(
+            QueueSpec(
+                wait_queue(seconds),
+                {
+                    "x-queue-type": "classic",
+                    # Each message carries its own expiration (Retry-After may lengthen it);
+                    # the queue's TTL is only the ceiling, twice the tier's delay.
+                    "x-message-ttl": round(seconds * 2000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": RETRY_QUEUE,
+                },
+            )
+        )
+    return specs

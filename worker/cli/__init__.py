@@ -1,0 +1,51 @@
+"""`queue-hooks`: the one command-line program (contract §7).
+
+Each group of commands lives in a module of its own; this one builds the settings once and
+turns every expected failure into one clear line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from pydantic import ValidationError
+
+from worker import __version__
+from worker.cli.base import CommandError, main_group
+from worker.errors import is_transient, one_line
+
+# Importing registers each module's commands on the group.
+from worker.cli import core as _core  # noqa: F401  isort: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = main_group.main(args=argv, prog_name="queue-hooks", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CommandError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except ValidationError as exc:
+        click.echo(f"error: bad setting: {_first_error(exc)}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        if is_transient(exc):
+            click.echo(f"error: cannot reach a service: {one_line(exc)}", err=True)
+            sys.exit(3)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    name = "QUEUE_HOOKS_" + "_".join(str(p) for p in err["loc"]).upper()
+    return f"{name}: {err['msg']}"
+
+
+__all__ = ["__version__", "main"]

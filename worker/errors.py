@@ -1,0 +1,72 @@
+"""The one place where exceptions are sorted into what happens next.
+
+- transient: an outage we expect (broker or database restarting, a dropped socket). Log a
+  warning, wait, try again; the message stays with the broker.
+- permanent: this message can never succeed. Dead-letter it now.
+- fatal: the process cannot do its job (bad configuration, a bug). Stop, loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+
+import aiormq.exceptions
+import asyncpg
+
+
+class Kind(Enum):
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    FATAL = "fatal"
+
+
+class Permanent(Exception):
+    """Raised by our own code for a message that can never succeed."""
+
+
+class Fatal(Exception):
+    """Raised by our own code when the process cannot go on (e.g. misconfiguration)."""
+
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.QueryCanceledError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ChannelClosed,
+    aiormq.exceptions.ConnectionClosed,
+    aiormq.exceptions.DeliveryError,
+    aiormq.exceptions.PublishError,
+)
+
+
+def classify(exc: BaseException) -> Kind:
+    if isinstance(exc, Permanent):
+        return Kind.PERMANENT
+    if isinstance(exc, Fatal):
+        return Kind.FATAL
+    if isinstance(exc, _TRANSIENT):
+        return Kind.TRANSIENT
+    if isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", "")).startswith(
+        ("08", "53", "57")  # connection, resources, operator intervention (shutdown)
+    ):
+        return Kind.TRANSIENT
+    return Kind.FATAL
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc) is Kind.TRANSIENT
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,38 @@
+"""structlog set-up: JSON lines by default, console for people (`make run`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+import structlog
+
+
+def _dumps(obj: object, default: object = None) -> str:
+    return orjson.dumps(obj, default=default).decode()  # type: ignore[arg-type]
+
+
+def configure(fmt: str = "json", level: str = "info") -> None:
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer(serializer=_dumps)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.dict_tracebacks if fmt == "json" else structlog.dev.set_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries log through the standard library; keep theirs quiet but visible when it matters.
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)

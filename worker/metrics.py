@@ -1,0 +1,85 @@
+"""Prometheus metrics, through the ecosystem's own client. Labels stay bounded: event names,
+outcomes, reasons, status classes; never event ids, hook ids or URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from worker.deliver import Attempt
+    from worker.model import Snapshot
+
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_LAG = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600, 21600, 86400)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.events = Counter(
+            "queue_hooks_events", "Events consumed, by event type and outcome",
+            ["event", "outcome"], registry=r,
+        )  # fmt: skip
+        self.deliveries = Counter(
+            "queue_hooks_deliveries", "Deliveries settled, by outcome and dead-letter reason",
+            ["outcome", "reason"], registry=r,
+        )  # fmt: skip
+        self.responses = Counter(
+            "queue_hooks_http_responses", "HTTP attempts by status class (error: no response)",
+            ["status_class"], registry=r,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "queue_hooks_attempt_duration_seconds", "Duration of one HTTP attempt",
+            buckets=_SECONDS, registry=r,
+        )  # fmt: skip
+        self.lag = Histogram(
+            "queue_hooks_delivery_lag_seconds", "From the event's occurred_at to its delivery",
+            buckets=_LAG, registry=r,
+        )  # fmt: skip
+        self.inflight = Gauge(
+            "queue_hooks_in_flight_requests", "HTTP requests in flight", registry=r
+        )
+        self.cache_entries = Gauge(
+            "queue_hooks_hook_cache_entries", "Enabled hooks in the cache", registry=r
+        )
+        self.cache_refreshes = Counter(
+            "queue_hooks_hook_cache_refreshes", "Reloads of the hook cache", registry=r
+        )
+        self.queue_depth = Gauge(
+            "queue_hooks_queue_messages", "Messages ready in our queues", ["queue"], registry=r
+        )
+
+    def event_consumed(self, event: str, outcome: str) -> None:
+        self.events.labels(event, outcome).inc()
+
+    def delivered(self, attempt: Attempt, lag: float | None = None) -> None:
+        self.deliveries.labels("delivered", "").inc()
+        if lag is not None:
+            self.lag.observe(max(lag, 0.0))
+
+    def retried(self, tier: int) -> None:
+        self.deliveries.labels("retried", "").inc()
+
+    def dead(self, reason: str) -> None:
+        self.deliveries.labels("dead", reason).inc()
+
+    def attempt(self, attempt: Attempt) -> None:
+        status = attempt.status
+        self.responses.labels(f"{status // 100}xx" if status else "error").inc()
+        self.duration.observe(attempt.duration)
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        self.inflight.inc()
+        try:
+            yield
+        finally:
+            self.inflight.dec()
+
+    def cache_loaded(self, snapshot: Snapshot, _took: float) -> None:
+        self.cache_entries.set(len(snapshot.by_id))
+        self.cache_refreshes.inc()

@@ -1,0 +1,220 @@
+"""The one engine: event in -> validate -> look up hooks -> build payload -> deliver -> outcome.
+
+An event is acked only when every hook's outcome is settled: delivered, scheduled for retry by
+a confirmed publish, or dead-lettered by a confirmed publish. Each hook is settled on its own,
+so one failing hook never makes another be called twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from schemas.events import Event, InvalidEvent, parse_event
+from schemas.payload import build_body, encode_data
+from worker.broker import Broker, Inbound
+from worker.broker import topology as t
+from worker.deliver import Attempt, Sender
+from worker.metrics import Metrics
+from worker.model import Hook
+from worker.policy import Dead, DeadReason, Delivered, Retry, judge, quick_retryable, tier_wait
+from worker.settings import Settings
+from worker.store import HookCache
+from worker.store.admin import disable_hook
+
+log = structlog.get_logger("queue_hooks.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One delivery: an event's body for one hook, and how far its series has come."""
+
+    hook_id: int
+    event_id: str
+    event: str
+    queue_id: int
+    body: bytes
+    attempts: int = 0  # HTTP requests made so far
+    tier: int = 0  # wait tiers gone through so far
+    occurred_at: float | None = None  # for the lag metric; not carried through retries
+
+    @property
+    def webhook_id(self) -> str:
+        return f"{self.event_id}:{self.hook_id}"
+
+    def headers(self) -> dict[str, object]:
+        return {
+            t.H_HOOK_ID: self.hook_id,
+            t.H_EVENT_ID: self.event_id,
+            t.H_EVENT: self.event,
+            t.H_QUEUE_ID: self.queue_id,
+            t.H_ATTEMPTS: self.attempts,
+            t.H_TIER: self.tier,
+        }
+
+    @classmethod
+    def from_message(cls, inbound: Inbound) -> Job:
+        h = inbound.headers
+        return cls(
+            hook_id=int(h[t.H_HOOK_ID]),
+            event_id=str(h.get(t.H_EVENT_ID, "")),
+            event=str(h.get(t.H_EVENT, "")),
+            queue_id=int(h.get(t.H_QUEUE_ID, 0)),
+            body=inbound.body,
+            attempts=int(h.get(t.H_ATTEMPTS, 0)),
+            tier=int(h.get(t.H_TIER, 0)),
+        )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        cache: HookCache,
+        sender: Sender,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.cache = cache
+        self.sender = sender
+        self.metrics = metrics
+        self._per_schema: dict[int, asyncio.Semaphore] = {}
+
+    # -- events ---------------------------------------------------------------------------
+    async def on_event(self, inbound: Inbound) -> None:
+        received_at = inbound.timestamp or datetime.now(UTC)
+        try:
+            event = parse_event(inbound.body, self.settings.max_event_bytes)
+        except InvalidEvent as exc:
+            await self._dead_invalid(inbound, exc)
+            return
+        await self.cache.wait_fresh()
+        hooks = self.cache.hooks_for(event.queue_id, event.event)
+        self.metrics.event_consumed(event.event, "delivering" if hooks else "no_hooks")
+        if not hooks:
+            return
+        data = encode_data(event, self.cache.queue_variables(event.queue_id))
+        jobs = [self._job(event, received_at, hook, data) for hook in hooks]
+        await asyncio.gather(*(self._run(job, hook) for job, hook in zip(jobs, hooks, strict=True)))
+
+    @staticmethod
+    def _job(event: Event, received_at: datetime, hook: Hook, data: bytes) -> Job:
+        body = build_body(event, received_at, hook.id, hook.schema.id, data)
+        occurred = (event.occurred_at or received_at).timestamp()
+        return Job(hook.id, event.id, event.event, event.queue_id, body, occurred_at=occurred)
+
+    async def _dead_invalid(self, inbound: Inbound, exc: InvalidEvent) -> None:
+        headers: dict[str, object] = {t.H_REASON: "invalid", t.H_ERROR: exc.error, t.H_ATTEMPTS: 0}
+        if exc.event_id is not None:
+            headers[t.H_EVENT_ID] = exc.event_id
+        await self.broker.publish_dead(inbound.body, headers, inbound.content_type)
+        self.metrics.event_consumed("invalid", "invalid")
+        self.metrics.dead("invalid")
+        log.warning("event dead-lettered", reason="invalid", error=exc.error, event_id=exc.event_id)
+
+    # -- retries --------------------------------------------------------------------------
+    async def on_retry(self, inbound: Inbound) -> None:
+        job = Job.from_message(inbound)
+        await self.cache.wait_fresh()
+        hook = self.cache.hook(job.hook_id)
+        if hook is None:
+            await self._dead(job, "disabled", f"hook {job.hook_id} is disabled or deleted")
+            return
+        await self._run(job, hook)
+
+    # -- one hook's delivery, start to settled ----------------------------------------------
+    async def _run(self, job: Job, hook: Hook) -> None:
+        attempt, job = await self._attempts(job, hook)
+        now = time.time()
+        verdict = judge(attempt, hook.schema.url, now)
+        self._log_outcome(job, hook, attempt, verdict)
+        if isinstance(verdict, Delivered):
+            lag = now - job.occurred_at if job.occurred_at is not None else None
+            self.metrics.delivered(attempt, lag)
+            return
+        if isinstance(verdict, Dead):
+            if verdict.reason == "gone":
+                await disable_hook(self.settings.database_url, hook.id)
+            await self._dead(job, verdict.reason, verdict.error)
+            return
+        await self._schedule(job, verdict)
+
+    async def _attempts(self, job: Job, hook: Hook) -> tuple[Attempt, Job]:
+        """One request, plus quick in-process retries of a refused connection or 502/503/504."""
+        made = job.attempts
+
+        async def once() -> Attempt:
+            nonlocal made
+            made += 1
+            with self.metrics.in_flight():
+                result = await self.sender.post(hook.schema, job.body, job.webhook_id, made)
+            self.metrics.attempt(result)
+            return result
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(1 + self.settings.quick_retries),
+            wait=wait_random_exponential(multiplier=0.1, max=0.4),
+            retry=retry_if_result(quick_retryable),
+            retry_error_callback=_last_result,
+        )
+        result: Attempt = await retrying(once)
+        return result, replace(job, attempts=made)
+
+    async def _schedule(self, job: Job, verdict: Retry) -> None:
+        wait = tier_wait(self.settings.retry_delays, job.tier, verdict.retry_after)
+        if wait is None:
+            await self._dead(job, "exhausted", verdict.error)
+            return
+        delay = self.settings.retry_delays[job.tier]
+        nxt = replace(job, tier=job.tier + 1)
+        headers = nxt.headers()
+        headers[t.H_ERROR] = verdict.error
+        await self.broker.publish_wait(job.body, headers, delay, wait)
+        self.metrics.retried(job.tier)
+
+    async def _dead(self, job: Job, reason: DeadReason, error: str) -> None:
+        headers = job.headers()
+        headers[t.H_REASON] = reason
+        headers[t.H_ERROR] = error
+        await self.broker.publish_dead(job.body, headers, "application/json")
+        self.metrics.dead(reason)
+        log.warning(
+            "delivery dead-lettered", reason=reason, error=error, event_id=job.event_id,
+            hook_id=job.hook_id, attempts=job.attempts,
+        )  # fmt: skip
+
+    def _log_outcome(self, job: Job, hook: Hook, attempt: Attempt, verdict: object) -> None:
+        outcome = {Delivered: "delivered", Retry: "retry", Dead: "dead"}[type(verdict)]
+        log.info(
+            "delivery",
+            outcome=outcome,
+            event_id=job.event_id,
+            event=job.event,
+            queue_id=job.queue_id,
+            hook_id=hook.id,
+            schema_id=hook.schema.id,
+            attempt=job.attempts,
+            status=attempt.status,
+            duration_ms=round(attempt.duration * 1000, 1),
+            error=attempt.error,
+        )
+
+
+def _last_result(state: RetryCallState) -> Attempt:
+    """When the quick retries run out, the last attempt is the one judged."""
+    assert state.outcome is not None
+    result: Attempt = state.outcome.result()
+    return result

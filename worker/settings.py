@@ -1,0 +1,63 @@
+"""The one settings object (contract §7): built once in the entry point and passed down."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*\Z")
+
+
+def parse_duration(text: str | float) -> float:
+    """`250ms`, `10s`, `1m`, `6h` or a bare number of seconds, to seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (e.g. 250ms, 10s, 1m, 6h)")
+    return float(match[1]) * _UNITS[match[2] or "s"]
+
+
+def _delays(value: object) -> object:
+    if isinstance(value, str):
+        parts = [p for p in value.split(",") if p.strip()]
+        return tuple(parse_duration(p) for p in parts)
+    return value
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QUEUE_HOOKS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    database_url: str = "postgresql://postgres@localhost:5432/queue_hooks"
+    exchange: str = "cc.events"
+    retry_delays: Annotated[tuple[float, ...], NoDecode, BeforeValidator(_delays)] = (
+        10.0, 60.0, 600.0, 3600.0, 21600.0,
+    )  # fmt: skip
+    prefetch: int = Field(default=256, ge=1, le=65535)
+    allow_private_targets: bool = False
+    metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0: no HTTP endpoint
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_event_bytes: int = Field(default=1 << 20, ge=64)
+    shutdown_grace: Seconds = 30.0
+    secret_key: SecretStr | None = None
+
+    # Not in the contract: tuning knobs with sane defaults.
+    schema_concurrency: int = Field(default=64, ge=1)  # requests in flight to one schema
+    quick_retries: int = Field(default=2, ge=0, le=5)  # in-process, within about a second
+    cache_poll: Seconds = 1.0  # safety re-check of the hook revision if a NOTIFY is missed
+    secret_grace: Seconds = 86400.0  # previous secret still signs after a rotation

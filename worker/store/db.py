@@ -1,0 +1,43 @@
+"""Connections: JSON codecs, and waiting for a database that is not up yet."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from worker.errors import is_transient, one_line
+
+log = structlog.get_logger("queue_hooks.store")
+
+
+async def _init(conn: asyncpg.Connection[Any]) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind, schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
+        )  # fmt: skip
+
+
+async def connect(dsn: str) -> asyncpg.Connection[Any]:
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn, timeout=10)
+    await _init(conn)
+    return conn
+
+
+async def wait_for_database(dsn: str, *, attempts: int | None = None) -> asyncpg.Connection[Any]:
+    """Connect, waiting with backoff while the database is down (contract §7)."""
+    delay, tried = 0.5, 0
+    while True:
+        try:
+            return await connect(dsn)
+        except Exception as exc:
+            tried += 1
+            if not is_transient(exc) or (attempts is not None and tried >= attempts):
+                raise
+            log.warning("database unreachable, waiting", error=one_line(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
