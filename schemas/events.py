@@ -194,10 +194,24 @@ FIELDS_OF: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+# An oversized body is still read for its id (for the dead letter's header), up to this size.
+_ID_SCAN_LIMIT: Final = 16 << 20
+
+
+def _id_of(body: bytes) -> str | None:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def parse_event(body: bytes, max_bytes: int) -> Event:
     """Validate one message body; raises InvalidEvent with one human line naming the fault."""
     if len(body) > max_bytes:
-        raise InvalidEvent(f"body is {len(body)} bytes, over the limit of {max_bytes}")
+        error = f"body is {len(body)} bytes, over the limit of {max_bytes}"
+        raise InvalidEvent(error, _id_of(body) if len(body) <= _ID_SCAN_LIMIT else None)
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -13,6 +13,17 @@ def _dumps(obj: object, default: object = None) -> str:
     return orjson.dumps(obj, default=default).decode()  # type: ignore[arg-type]
 
 
+_tracebacks = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
+def _keep(
+    _logger: object, _name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    return event_dict
+
+
 def configure(fmt: str = "json", level: str = "info") -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(serializer=_dumps)
@@ -25,7 +36,9 @@ def configure(fmt: str = "json", level: str = "info") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks if fmt == "json" else structlog.dev.set_exc_info,
+            _tracebacks if fmt == "json" else structlog.dev.set_exc_info,
+            # "event" is a queue event here; the log line's own text goes under "msg".
+            structlog.processors.EventRenamer("msg") if fmt == "json" else _keep,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

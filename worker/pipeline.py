@@ -202,7 +202,7 @@ class Pipeline:
             "delivery",
             outcome=outcome,
             event_id=job.event_id,
-            event=job.event,
+            event_type=job.event,
             queue_id=job.queue_id,
             hook_id=hook.id,
             schema_id=hook.schema.id,

@@ -1,0 +1,54 @@
+"""Bad input never stops the worker: each invalid event is dead-lettered byte for byte (§1, §6)."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+
+from tests.conftest import StartWorker
+from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.receiver import Receiver
+from worker.broker import topology as t
+
+GOOD_ID = str(uuid.uuid4())
+BAD = [
+    (b'{"id": "' + GOOD_ID.encode() + b'", "event": "lea', "not valid JSON", None),
+    (b"[1, 2, 3]", "not an object", None),
+    (b'{"id": "\xff\xfe", "event": "joined"}', "not UTF-8", None),
+    (orjson.dumps(event(1, "hangup", id=GOOD_ID)), 'event: "hangup" is not one of', GOOD_ID),
+    (
+        orjson.dumps(event(1, "leaving", id=GOOD_ID, attempt_id="abc")),
+        'attempt_id: "abc" is not an integer',
+        GOOD_ID,
+    ),
+    (orjson.dumps(event(1, "joined", id=GOOD_ID, channel="fax")), "channel", GOOD_ID),
+    (
+        orjson.dumps(event(1, "joined", id=GOOD_ID, destination="x" * 5000)),
+        "over the limit",
+        GOOD_ID,
+    ),
+]
+
+
+async def test_invalid_events_are_dead_lettered_and_the_next_is_delivered(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+) -> None:
+    await seed_queue(db, 1, 1)
+    await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
+    await start_worker(max_event_bytes=4096)
+    for raw, _words, _id in BAD:
+        await platform.publish(raw, routing_key="queue.1.joined")
+    good = await platform.publish(event(1, "joined"))
+    dead = await platform.dead_letters(len(BAD))
+    (request,) = await receiver.wait_for(1)
+    assert request.json["id"] == orjson.loads(good)["id"]
+    by_body = {d.body: d for d in dead}
+    for raw, words, event_id in BAD:
+        letter = by_body[raw]  # byte for byte
+        assert letter.headers[t.H_REASON] == "invalid"
+        assert words in str(letter.headers[t.H_ERROR])
+        assert letter.headers[t.H_ATTEMPTS] == 0
+        assert t.H_HOOK_ID not in letter.headers
+        if event_id is not None:
+            assert letter.headers[t.H_EVENT_ID] == event_id
