@@ -70,8 +70,7 @@ NODENAME=qh-$PROFILE@localhost
 RMQ_LOG=$RMQ_LOG_DIR/$NODENAME.log
 
 TIMEOUT=${QH_START_TIMEOUT:-60}
-IS_ROOT=0
-[[ $EUID -eq 0 ]] && IS_ROOT=1
+IS_ROOT=$((EUID == 0 ? 1 : 0))
 
 # Every RabbitMQ process (server and CLI) gets exactly this environment, so the CLI finds
 # the node (same epmd, same cookie) and nothing is read from /etc/rabbitmq.
@@ -97,6 +96,7 @@ RMQ_ENV=(
     RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins"
     RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"      # empty: skip /etc's
     RABBITMQ_PID_FILE="$RMQ_PID_FILE"
+    ERL_CRASH_DUMP="$RMQ_LOG_DIR/erl_crash.dump" # default: the current directory
 )
 
 # --- Small helpers --------------------------------------------------------------------
@@ -106,12 +106,28 @@ die() { err "$*"; exit 1; }
 now_ms() { date +%s%3N; }
 since() { local ms=$(($(now_ms) - $1)); printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100)); }
 
-# Print the last lines of a log, indented, to stderr (used on every failure path).
+# Byte size of a file (0 if missing): logs are appended to across runs, and on failure
+# we only want to show what this run wrote.
+size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# Print the last lines a log got since byte offset $3, indented, to stderr.
 show_log() {
-    local file=$1 lines=${2:-25}
-    if [[ -s $file ]]; then
-        err "--- last $lines lines of $file ---"
-        tail -n "$lines" "$file" | sed 's/^/    /' >&2
+    local file=$1 lines=${2:-25} from=${3:-0} text
+    text=$(tail -c +"$((from + 1))" "$file" 2>/dev/null | tail -n "$lines") || true
+    if [[ -n $text ]]; then
+        err "--- last lines of $file ---"
+        printf '%s\n' "$text" | sed 's/^/    /' >&2
+    fi
+}
+
+# RabbitMQ's boot failures end in a long crash report; the cause is in the first
+# [error] lines, so show those (since byte offset $2).
+show_first_errors() {
+    local file=$1 from=${2:-0} text
+    text=$(tail -c +"$((from + 1))" "$file" 2>/dev/null | awk '/\[error\]/ && n++ < 12') || true
+    if [[ -n $text ]]; then
+        err "--- first errors in $file ---"
+        printf '%s\n' "$text" | sed 's/^/    /' >&2
     fi
 }
 
@@ -146,7 +162,7 @@ apt_install() {
     mkdir -p "$STATE"
     say "installing $* with apt-get (log: $log)"
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-cache policy "$@" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+    if [[ $(apt-cache policy "$@" 2>/dev/null) != *"Candidate: "[!\(]* ]]; then
         apt-get -o DPkg::Lock::Timeout=300 update >"$log" 2>&1 || { show_log "$log"; die "apt-get update failed"; }
     fi
     apt-get -o DPkg::Lock::Timeout=300 install -y -q "$@" >>"$log" 2>&1 \
@@ -157,8 +173,7 @@ apt_install() {
 find_pg_bin() {
     local d candidates=()
     if [[ -n ${PG_BIN:-} ]]; then
-        [[ -x $PG_BIN/pg_ctl ]] || die "PG_BIN=$PG_BIN does not contain pg_ctl"
-        echo "$PG_BIN"
+        echo "$PG_BIN" # validated by ensure_software
         return
     fi
     for d in /usr/lib/postgresql/*/bin; do
@@ -184,6 +199,9 @@ ensure_software() {
         ((IS_ROOT)) || die "RabbitMQ is not installed: run 'sudo apt-get install rabbitmq-server' (or set QH_RABBITMQ_BIN)"
         apt_install rabbitmq-server
         [[ -x $RMQ_BIN/rabbitmq-server ]] || die "rabbitmq-server installed but $RMQ_BIN/rabbitmq-server is missing"
+    fi
+    if [[ -n ${PG_BIN:-} && ! -x $PG_BIN/pg_ctl ]]; then
+        die "PG_BIN=$PG_BIN does not contain pg_ctl"
     fi
     if ! PG_BIN=$(find_pg_bin); then
         ((IS_ROOT)) || die "PostgreSQL is not installed: run 'sudo apt-get install postgresql' (or set PG_BIN)"
@@ -233,13 +251,14 @@ pg_prepare_dirs() {
 }
 
 pg_init() {
-    [[ -f $PG_DATA/PG_VERSION ]] && return 0
+    if [[ -f $PG_DATA/PG_VERSION ]]; then return 0; fi
     say "postgres: initialising cluster in ${PG_DATA#"$REPO"/}"
     # --no-sync: a throwaway dev cluster does not need the final fsync of every file.
     if ! as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-locale \
         --no-sync --no-instructions >"$PG_DIR/initdb.log" 2>&1; then
         show_log "$PG_DIR/initdb.log"
-        die "postgres: initdb failed"
+        err "postgres: initdb failed"
+        return 1
     fi
     # Our settings live in qh.conf, rewritten on every start (ports may change with
     # QH_PORT_OFFSET); postgresql.conf just pulls it in last so it wins.
@@ -248,8 +267,9 @@ pg_init() {
 
 pg_write_conf() {
     local sockets=$PG_SOCK
-    # Unix socket paths are limited to 107 bytes; deep checkouts get TCP only.
-    if ((${#PG_SOCK} + 20 > 107)); then
+    # Unix socket paths are limited to 107 bytes (dir + "/.s.PGSQL.<port>"); deep
+    # checkouts get TCP only.
+    if ((${#PG_SOCK} + 15 > 107)); then
         err "postgres: $PG_SOCK is too long for a Unix socket; TCP only"
         sockets=
     fi
@@ -267,27 +287,27 @@ pg_write_conf() {
     } | as_pg tee "$PG_DATA/qh.conf" >/dev/null
 }
 
+PG_LAUNCHED=0 # set when this invocation started PostgreSQL (to undo a failed start)
+
 pg_start() {
-    local t0 was_running=0
+    local t0 was_running=0 log_from
     t0=$(now_ms)
+    log_from=$(size_of "$PG_LOG")
     if pg_running; then
         was_running=1
     else
-        if listening "$PG_PORT"; then
-            die "postgres: port $PG_PORT is already taken by another process"
-        fi
-        pg_prepare_dirs
-        pg_init
-        pg_write_conf
+        pg_init || return 1
+        pg_write_conf || return 1
         if ! as_pg "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" -s >/dev/null 2>&1; then
-            show_log "$PG_LOG"
+            show_log "$PG_LOG" 25 "$log_from"
             return 1
         fi
+        PG_LAUNCHED=1
     fi
     # Connect over TCP as the current user: trust auth, no need for the postgres OS user.
     local psql=("$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres)
     if [[ -z $("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ]]; then
-        "${psql[@]}" -c "CREATE DATABASE $DB_NAME" || { show_log "$PG_LOG"; return 1; }
+        "${psql[@]}" -c "CREATE DATABASE $DB_NAME" || { show_log "$PG_LOG" 25 "$log_from"; return 1; }
     fi
     if ((was_running)); then
         say "postgres: already running (pid $(pg_pid)) on 127.0.0.1:$PG_PORT"
@@ -345,11 +365,10 @@ EOF
 }
 
 rmq_launch() {
-    if listening "$AMQP_PORT" || listening "$DIST_PORT"; then
-        die "rabbitmq: port $AMQP_PORT or $DIST_PORT is already taken by another process"
-    fi
     rmq_write_conf
     rm -f "$RMQ_PID_FILE"
+    RMQ_LOG_FROM=$(size_of "$RMQ_LOG")
+    RMQ_OUT_FROM=$(size_of "$RMQ_OUT")
     echo "--- $(date -Is) start" >>"$RMQ_OUT"
     # Not /usr/sbin/rabbitmq-server: that wrapper switches to the rabbitmq user.
     # setsid: our own session, so a Ctrl-C in the caller's terminal does not reach the
@@ -378,9 +397,11 @@ rmq_wait() {
 rmq_start() {
     local launched=$1 t0=$2
     if ! rmq_wait; then
-        show_log "$RMQ_LOG"
-        show_log "$RMQ_OUT" 15
-        ((launched)) && rmq_stop >/dev/null 2>&1
+        # Early failures (bad config) never reach the node's log file, only stdout.
+        show_first_errors "$RMQ_OUT" "${RMQ_OUT_FROM:-0}"
+        show_log "$RMQ_LOG" 20 "${RMQ_LOG_FROM:-0}"
+        show_log "$RMQ_OUT" 8 "${RMQ_OUT_FROM:-0}"
+        if ((launched)); then rmq_stop >/dev/null 2>&1 || true; fi
         return 1
     fi
     if ((launched)); then
@@ -431,19 +452,35 @@ do_start() {
     t0=$(now_ms)
     ensure_software
     write_env_file
+    # Check everything that can be checked before launching anything, so that these
+    # failures need no cleanup.
+    local rmq_up=0 launched=0
+    if rmq_pid >/dev/null; then
+        rmq_up=1
+    elif listening "$AMQP_PORT" || listening "$DIST_PORT"; then
+        die "rabbitmq: port $AMQP_PORT or $DIST_PORT is taken by another process"
+    fi
+    if ! pg_running; then
+        if listening "$PG_PORT"; then die "postgres: port $PG_PORT is taken by another process"; fi
+        pg_prepare_dirs
+    fi
     # RabbitMQ takes the longest to boot, so launch it first and set up PostgreSQL
     # while it boots; only then wait for it.
-    local launched=0
-    if ! rmq_pid >/dev/null; then
+    if ((!rmq_up)); then
         rmq_launch
         launched=1
     fi
     if ! pg_start; then
         err "postgres: failed to start"
-        ((launched)) && rmq_stop >/dev/null 2>&1
+        if ((launched)); then rmq_stop >/dev/null 2>&1 || true; fi
         exit 1
     fi
-    rmq_start "$launched" "$t0" || die "rabbitmq: failed to start"
+    if ! rmq_start "$launched" "$t0"; then
+        err "rabbitmq: failed to start"
+        # Do not leave half a profile behind: stop PostgreSQL if we started it.
+        if ((PG_LAUNCHED)); then pg_stop >/dev/null || true; fi
+        exit 1
+    fi
     say "ready in $(since "$t0"); variables in ${ENV_FILE#"$REPO"/}"
 }
 

@@ -75,6 +75,7 @@ class Broker:
     _publish: AbstractRobustChannel | None = None
     _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
+    _closing: bool = False
 
     async def connect(self, *, attempts: int | None = None) -> None:
         self._conn = await wait_for_broker(self.url, attempts=attempts)
@@ -86,7 +87,7 @@ class Broker:
         await self.declare()
 
     def _on_close(self, _conn: object, exc: BaseException | None) -> None:
-        if exc is not None:
+        if exc is not None and not self._closing and not isinstance(exc, asyncio.CancelledError):
             log.warning("broker connection lost, reconnecting", error=one_line(exc))
 
     @property
@@ -131,6 +132,7 @@ class Broker:
         return len(pending)
 
     async def close(self) -> None:
+        self._closing = True
         if self._conn is not None:
             await self._conn.close()
 

@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except CommandError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    except (CommandError, LookupError) as exc:
+        click.echo(f"error: {str(exc).strip(chr(39))}", err=True)
+        sys.exit(getattr(exc, "exit_code", 1))
     except ValidationError as exc:
         click.echo(f"error: bad setting: {_first_error(exc)}", err=True)
         sys.exit(2)

@@ -61,21 +61,33 @@ def run(ctx: click.Context) -> None:
 
 
 @main_group.command()
+@click.option(
+    "--fixtures", "fixture_names", multiple=True, metavar="FILE|NAME",
+    help="Then load these SQL fixtures (a path, or `demo` for the packaged demo set).",
+)  # fmt: skip
 @click.pass_context
-def migrate(ctx: click.Context) -> None:
+def migrate(ctx: click.Context, fixture_names: tuple[str, ...]) -> None:
     """Create or upgrade the database schema (safe to run again)."""
+    from worker.store import fixtures, wait_for_database
     from worker.store import migrate as apply
-    from worker.store import wait_for_database
+
+    files = [fixtures.find(name) for name in fixture_names]
+    scripts = [path.read_text(encoding="utf-8") for path in files]
 
     async def go() -> list[str]:
         conn = await wait_for_database(settings(ctx).database_url, attempts=5)
         try:
-            return await apply(conn)
+            applied = await apply(conn)
+            for sql in scripts:
+                await fixtures.load(conn, sql)
+            return applied
         finally:
             await conn.close()
 
     applied = run_async(go())
     click.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
+    for path in files:
+        click.echo(f"loaded {path}")
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:

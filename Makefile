@@ -1,0 +1,51 @@
+# queue-hooks: every task a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SERVICES := deploy/local/services.sh
+WITH := deploy/local/with-services.sh
+
+.PHONY: help install run stop test lint bench chaos services clean
+
+help:
+	@echo "make run    - set up everything, then the worker with demo fixtures and receiver"
+	@echo "make test   - the test suite against its own RabbitMQ and PostgreSQL"
+	@echo "make lint   - ruff and mypy --strict"
+	@echo "make bench  - the benchmark of the whole path (prints its figures)"
+	@echo "make stop   - stop the services of make run"
+	@echo "make clean  - remove the virtual environment and .local/"
+
+# The virtual environment is rebuilt whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+run: install
+	deploy/local/run-demo.sh
+
+stop:
+	$(SERVICES) stop run
+
+services: install
+	$(SERVICES) start run
+
+test: install
+	$(WITH) test -- $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(WITH) bench -- $(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+clean:
+	-$(SERVICES) stop run; $(SERVICES) stop test; $(SERVICES) stop bench
+	rm -rf $(VENV) .local
