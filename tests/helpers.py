@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,13 @@ def event(queue_id: int, name: str, **fields: Any) -> dict[str, Any]:
     }
     body.update(fields)
     return body
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Polls `check` until it holds; a timeout fails the test (nothing here measures speed)."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - the broker offers nothing to wait on
+            await asyncio.sleep(0.05)
 
 
 @dataclass

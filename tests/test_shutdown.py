@@ -10,7 +10,7 @@ import sys
 import orjson
 
 from tests.conftest import TEST_DELAYS
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
 from tests.receiver import Receiver, hang
 from worker.broker import topology as t
 
@@ -80,9 +80,11 @@ async def test_sigterm_past_the_grace_hands_events_back(
     proc.send_signal(signal.SIGTERM)
     _out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()[-2000:]
-    async with asyncio.timeout(10):
-        while await platform.depth(t.EVENTS_QUEUE) < 5:  # handed back, not lost
-            await asyncio.sleep(0.1)
+
+    async def handed_back() -> bool:  # not lost: back in the queue for the next worker
+        return await platform.depth(t.EVENTS_QUEUE) >= 5
+
+    await until(handed_back)
 
 
 async def test_a_worker_started_before_the_services_are_reachable_waits(
