@@ -95,7 +95,7 @@ class Pipeline:
 
     # -- events ---------------------------------------------------------------------------
     async def on_event(self, inbound: Inbound) -> None:
-        received_at = inbound.timestamp or datetime.now(UTC)
+        received_at = _aware(inbound.timestamp) or datetime.now(UTC)
         try:
             event = parse_event(inbound.body, self.settings.max_event_bytes)
         except InvalidEvent as exc:
@@ -211,6 +211,13 @@ class Pipeline:
             duration_ms=round(attempt.duration * 1000, 1),
             error=attempt.error,
         )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """AMQP timestamps are whole UTC seconds; the client may hand them over naive."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _last_result(state: RetryCallState) -> Attempt:
