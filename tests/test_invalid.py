@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import aio_pika
 import orjson
 
 from tests.conftest import StartWorker
@@ -52,3 +53,20 @@ async def test_invalid_events_are_dead_lettered_and_the_next_is_delivered(
         assert t.H_HOOK_ID not in letter.headers
         if event_id is not None:
             assert letter.headers[t.H_EVENT_ID] == event_id
+
+
+async def test_a_stray_message_in_the_retry_queue_is_kept_not_fatal(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+) -> None:
+    await seed_queue(db, 1, 1)
+    await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
+    await start_worker()
+    stray = b'{"hello": "world"}'
+    await platform.channel.default_exchange.publish(
+        aio_pika.Message(stray, headers={t.H_HOOK_ID: "not a number"}), routing_key=t.RETRY_QUEUE
+    )
+    (dead,) = await platform.dead_letters(1)
+    assert dead.body == stray
+    assert dead.headers[t.H_REASON] == "invalid"
+    await platform.publish(event(1, "joined"))
+    await receiver.wait_for(1)  # still working

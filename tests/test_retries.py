@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from tests.conftest import TEST_DELAYS, StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
 from tests.receiver import Receiver, fail_first, hang, status
 from worker.broker import topology as t
 
@@ -79,7 +79,13 @@ async def test_410_disables_the_hook_and_dead_letters_gone(
     (dead,) = await platform.dead_letters(1)
     assert dead.headers[t.H_REASON] == "gone"
     assert dead.headers[t.H_ATTEMPTS] == 1
-    assert await db.fetchval("SELECT enabled FROM queue_hooks.hooks WHERE id = $1", hook) is False
+
+    async def disabled() -> bool:
+        return bool(
+            await db.fetchval("SELECT NOT enabled FROM queue_hooks.hooks WHERE id = $1", hook)
+        )
+
+    await until(disabled)
 
 
 async def test_404_and_redirects_are_rejected_at_once(

@@ -26,6 +26,7 @@ from schemas.payload import build_body, encode_data
 from worker.broker import Broker, Inbound
 from worker.broker import topology as t
 from worker.deliver import Attempt, Sender
+from worker.errors import is_transient, one_line
 from worker.metrics import Metrics
 from worker.model import Hook
 from worker.policy import Dead, DeadReason, Delivered, Retry, judge, quick_retryable, tier_wait
@@ -127,7 +128,19 @@ class Pipeline:
 
     # -- retries --------------------------------------------------------------------------
     async def on_retry(self, inbound: Inbound) -> None:
-        job = Job.from_message(inbound)
+        try:
+            job = Job.from_message(inbound)
+        except (KeyError, ValueError, TypeError) as exc:
+            # Not one of ours (published by hand?): keep it, with what was wrong.
+            error = f"retry message without a valid {t.H_HOOK_ID} header ({one_line(exc)})"
+            await self.broker.publish_dead(
+                inbound.body,
+                {t.H_ATTEMPTS: 0, **inbound.headers, t.H_REASON: "invalid", t.H_ERROR: error},
+                inbound.content_type,
+            )  # fmt: skip
+            self.metrics.dead("invalid")
+            log.warning("retry message dead-lettered", reason="invalid", error=error)
+            return
         await self.cache.wait_fresh()
         hook = self.cache.hook(job.hook_id)
         if hook is None:
@@ -146,9 +159,9 @@ class Pipeline:
             self.metrics.delivered(attempt, lag)
             return
         if isinstance(verdict, Dead):
-            if verdict.reason == "gone":
-                await disable_hook(self.settings.database_url, hook.id)
             await self._dead(job, verdict.reason, verdict.error)
+            if verdict.reason == "gone":
+                await self._disable(hook.id)
             return
         await self._schedule(job, verdict)
 
@@ -172,6 +185,15 @@ class Pipeline:
         )
         result: Attempt = await retrying(once)
         return result, replace(job, attempts=made)
+
+    async def _disable(self, hook_id: int) -> None:
+        """After a 410. Best effort: if the database is away, the next 410 disables it."""
+        try:
+            await disable_hook(self.settings.database_url, hook_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("could not disable hook after 410", hook_id=hook_id, error=one_line(exc))
 
     async def _schedule(self, job: Job, verdict: Retry) -> None:
         wait = tier_wait(self.settings.retry_delays, job.tier, verdict.retry_after)
