@@ -33,6 +33,10 @@ def _duration(value: object) -> object:
     return parse_duration(value) if isinstance(value, str) else value
 
 
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 
@@ -50,8 +54,10 @@ class Settings(BaseSettings):
     prefetch: int = Field(default=256, ge=1, le=65535)
     allow_private_targets: bool = False
     metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0: no HTTP endpoint
-    log_format: Literal["json", "console"] = "json"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Annotated[Literal["json", "console"], BeforeValidator(_lower)] = "json"
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
+        "info"
+    )
     max_event_bytes: int = Field(default=1 << 20, ge=64)
     shutdown_grace: Seconds = 30.0
     secret_key: SecretStr | None = None
