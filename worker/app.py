@@ -13,6 +13,7 @@ from worker import secrets
 from worker.broker import Broker
 from worker.deliver import Sender
 from worker.errors import Fatal
+from worker.health import OpsServer
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
 from worker.settings import Settings
@@ -39,6 +40,9 @@ class Worker:
         self.sender = Sender(settings.allow_private_targets)
         self.pipeline = Pipeline(settings, self.broker, self.cache, self.sender, self.metrics)
         self.consuming = False
+        self.ops = OpsServer(
+            settings.metrics_port, self.metrics, self.readiness, self.broker.queue_depths
+        )
 
     def _on_fatal(self, exc: BaseException) -> None:
         self._fatal = exc
@@ -51,10 +55,19 @@ class Worker:
     def ready(self) -> bool:
         return self.consuming and self.broker.connected and self.cache.ready
 
+    def readiness(self) -> dict[str, bool]:
+        """What /readyz reports: `ready` in parts, so a person sees which one is missing."""
+        return {
+            "rabbitmq": self.broker.connected,
+            "postgresql": self.cache.ready,
+            "consuming": self.consuming,
+        }
+
     async def run(self) -> None:
         """Returns after a clean stop; raises Fatal when something unrecoverable happened."""
         cache_task: asyncio.Task[None] | None = None
         try:
+            await self.ops.start()  # first: /healthz answers while we wait for the services
             if await self._until_stopped(self._migrate()):
                 cache_task = asyncio.create_task(self.cache.run(), name="hook-cache")
                 cache_task.add_done_callback(self._cache_ended)
@@ -107,6 +120,7 @@ class Worker:
                 await cache_task
         await self.broker.close()
         await self.sender.aclose()
+        await self.ops.stop()
         log.info("worker stopped", handed_back=handed_back)
 
 

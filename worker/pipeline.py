@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import orjson
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -48,7 +49,7 @@ class Job:
     body: bytes
     attempts: int = 0  # HTTP requests made so far
     tier: int = 0  # wait tiers gone through so far
-    occurred_at: float | None = None  # for the lag metric; not carried through retries
+    occurred_at: float | None = None  # for the lag metric; read back from the body on retries
 
     @property
     def webhook_id(self) -> str:
@@ -75,6 +76,7 @@ class Job:
             body=inbound.body,
             attempts=int(h.get(t.H_ATTEMPTS, 0)),
             tier=int(h.get(t.H_TIER, 0)),
+            occurred_at=_occurred_at(inbound.body),
         )
 
 
@@ -121,6 +123,8 @@ class Pipeline:
         headers: dict[str, object] = {t.H_REASON: "invalid", t.H_ERROR: exc.error, t.H_ATTEMPTS: 0}
         if exc.event_id is not None:
             headers[t.H_EVENT_ID] = exc.event_id
+        if inbound.routing_key:
+            headers[t.H_ROUTING_KEY] = inbound.routing_key
         await self.broker.publish_dead(inbound.body, headers, inbound.content_type)
         self.metrics.event_consumed("invalid", "invalid")
         self.metrics.dead("invalid")
@@ -220,6 +224,8 @@ class Pipeline:
 
     def _log_outcome(self, job: Job, hook: Hook, attempt: Attempt, verdict: object) -> None:
         outcome = {Delivered: "delivered", Retry: "retry", Dead: "dead"}[type(verdict)]
+        if isinstance(verdict, Retry) and job.tier >= len(self.settings.retry_delays):
+            outcome = "dead"  # no tier left: _schedule dead-letters it as exhausted
         log.info(
             "delivery",
             outcome=outcome,
@@ -240,6 +246,14 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment
+
+
+def _occurred_at(body: bytes) -> float | None:
+    """The event's time from the body we built (its `timestamp`), for the lag metric."""
+    try:
+        return datetime.fromisoformat(orjson.loads(body)["timestamp"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _last_result(state: RetryCallState) -> Attempt:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -43,6 +43,7 @@ class Inbound:
     content_type: str | None
     timestamp: datetime | None
     redelivered: bool
+    routing_key: str = ""
 
 
 Handler = Callable[[Inbound], Awaitable[None]]
@@ -149,7 +150,8 @@ class Broker:
         await self._publish_to(RETRY_QUEUE, body, headers, "application/json")
 
     async def publish_dead(self, body: bytes, headers: Headers, content_type: str | None) -> None:
-        await self._publish_to(DEAD_QUEUE, body, headers, content_type)
+        # The timestamp is when it died: `dlq list` shows the age from it.
+        await self._publish_to(DEAD_QUEUE, body, headers, content_type, timestamp=datetime.now(UTC))
 
     async def publish_event(self, routing_key: str, body: bytes) -> None:
         channel = self._channel(self._publish)
@@ -166,6 +168,7 @@ class Broker:
         headers: Headers,
         content_type: str | None,
         expiration: float | None = None,
+        timestamp: datetime | None = None,
     ) -> None:
         message = aio_pika.Message(
             body,
@@ -173,9 +176,27 @@ class Broker:
             content_type=content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             expiration=expiration,
+            timestamp=timestamp,
         )
         channel = self._channel(self._publish)
         await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+
+    # -- for the metrics ------------------------------------------------------------------------
+    async def queue_depths(self) -> dict[str, int]:
+        """Messages ready in each of our queues. Passive declares, on a channel of their own:
+        a queue someone deleted closes the channel it was asked on, never the worker's."""
+        if self._conn is None or not self.connected:
+            raise ConnectionError("not connected to the broker")
+        channel = await self._conn.channel()
+        try:
+            depths = {}
+            for spec in queue_specs(self.delays):
+                queue = await channel.declare_queue(spec.name, passive=True)
+                depths[spec.name] = int(queue.declaration_result.message_count or 0)
+            return depths
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     @staticmethod
     def _channel(channel: AbstractRobustChannel | None) -> AbstractRobustChannel:
@@ -204,6 +225,7 @@ class Broker:
             content_type=message.content_type,
             timestamp=message.timestamp,
             redelivered=bool(message.redelivered),
+            routing_key=message.routing_key or "",
         )
         try:
             await handler(inbound)

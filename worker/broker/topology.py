@@ -23,6 +23,7 @@ H_HOOK_ID = "queue-hooks-hook-id"
 H_QUEUE_ID = "queue-hooks-queue-id"
 H_EVENT = "queue-hooks-event"
 H_TIER = "queue-hooks-tier"  # how many wait tiers this delivery has been through
+H_ROUTING_KEY = "queue-hooks-routing-key"  # an invalid event's own key, for `dlq replay`
 
 
 def delay_label(seconds: float) -> str:

@@ -17,6 +17,8 @@ from worker.errors import is_transient, one_line
 
 # Importing registers each module's commands on the group.
 from worker.cli import core as _core  # noqa: F401  isort: skip
+from worker.cli import dlq as _dlq  # noqa: F401  isort: skip
+from worker.cli import check as _check  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

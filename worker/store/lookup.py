@@ -1,0 +1,39 @@
+"""Reads for the ops commands: which hooks may take a replay, and is the database usable."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from worker.store.db import connect
+
+
+class NotMigrated(LookupError):
+    """The tables are not there: `queue-hooks migrate` has not run against this database."""
+
+
+async def hook_states(dsn: str) -> dict[int, bool]:
+    """hook id -> enabled, for every hook that exists (a deleted hook is absent)."""
+    conn = await connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT id, enabled FROM queue_hooks.hooks")
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        raise NotMigrated("the queue_hooks tables are missing: run `queue-hooks migrate`") from None
+    finally:
+        await conn.close()
+    return {int(r["id"]): bool(r["enabled"]) for r in rows}
+
+
+async def probe(dsn: str) -> tuple[int, int]:
+    """(enabled hooks, latest migration): proves the database answers and is migrated."""
+    conn = await connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM queue_hooks.hooks WHERE enabled) AS hooks,"
+            " (SELECT max(version) FROM queue_hooks.schema_migrations) AS version"
+        )
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        raise NotMigrated("the queue_hooks tables are missing: run `queue-hooks migrate`") from None
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row["hooks"]), int(row["version"] or 0)
