@@ -75,6 +75,7 @@ class Broker:
     _consume: AbstractRobustChannel | None = None
     _publish: AbstractRobustChannel | None = None
     _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
+    _declared: dict[str, AbstractQueue] = field(default_factory=dict)
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
     _closing: bool = False
 
@@ -103,13 +104,17 @@ class Broker:
         )
         for spec in queue_specs(self.delays):
             queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+            self._declared[spec.name] = queue
             if spec.name == EVENTS_QUEUE:
                 await queue.bind(exchange, BINDING_KEY)
 
     async def consume(self, on_event: Handler, on_retry: Handler) -> None:
         channel = self._channel(self._consume)
         for name, handler in ((EVENTS_QUEUE, on_event), (RETRY_QUEUE, on_retry)):
-            queue = await channel.get_queue(name, ensure=False)
+            # The declared queue objects, not get_queue(ensure=False): only those are
+            # registered with the robust channel, which restores their consumers after a
+            # reconnect. Without that, a worker reconnects and silently consumes nothing.
+            queue = self._declared[name]
             tag = await queue.consume(self._dispatcher(handler))
             self._consumers.append((queue, tag))
 
