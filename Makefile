@@ -12,7 +12,7 @@ WITH := deploy/local/with-services.sh
 help:
 	@echo "make run    - set up everything, then the worker with demo fixtures and receiver"
 	@echo "make test   - the test suite against its own RabbitMQ and PostgreSQL"
-	@echo "make lint   - ruff and mypy --strict"
+	@echo "make lint   - ruff, mypy --strict, and the container files (deploy/check_deploy.py)"
 	@echo "make bench  - the benchmark of the whole path (prints its figures)"
 	@echo "make stop   - stop the services of make run"
 	@echo "make clean  - remove the virtual environment and .local/"
@@ -42,6 +42,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python deploy/check_deploy.py
 
 bench: install
 	$(WITH) bench -- $(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -109,7 +109,7 @@ class Broker:
                 await queue.bind(exchange, BINDING_KEY)
 
     async def consume(self, on_event: Handler, on_retry: Handler) -> None:
-        channel = self._channel(self._consume)
+        self._channel(self._consume)  # raises when not connected
         for name, handler in ((EVENTS_QUEUE, on_event), (RETRY_QUEUE, on_retry)):
             # The declared queue objects, not get_queue(ensure=False): only those are
             # registered with the robust channel, which restores their consumers after a
