@@ -117,6 +117,13 @@ async def test_list_reads_without_consuming_and_keeps_the_order(
     assert await platform.depth(t.DEAD_QUEUE) == 5
 
 
+async def test_without_a_dead_queue_the_commands_say_so(platform: Platform) -> None:
+    for args in (["list"], ["show", "1"], ["replay"], ["purge", "--yes"]):
+        result = await queue_hooks("dlq", *args)
+        assert result.code == 1
+        assert result.err == "error: there is no queue queue-hooks.dead (has a worker ever run?)\n"
+
+
 async def test_show_prints_one_whole(platform: Platform, broker: Broker) -> None:
     await dead_delivery(broker, 1)
     job = await dead_delivery(broker, 7, "rejected", attempts=1)

@@ -4,6 +4,7 @@ outage, and `queue-hooks check`."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_sch
 from tests.proxy import Proxy
 from tests.receiver import Receiver, fail_first, status
 from worker.broker import topology as t
+from worker.errors import Fatal
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -168,3 +170,14 @@ async def test_check_says_ready_only_with_a_consuming_worker(
 
     broken = await queue_hooks("check", QUEUE_HOOKS_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
     assert broken.code == 1 and "rabbitmq     FAIL" in broken.out
+
+
+async def test_a_metrics_port_in_use_stops_the_worker_with_one_clear_error(
+    db: Conn, platform: Platform, start_worker: StartWorker
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(Fatal, match=f"cannot serve metrics on port {port}"):
+            await start_worker(metrics_port=port)
