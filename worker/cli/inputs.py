@@ -83,7 +83,7 @@ def queue_type(text: str) -> int:
     if key.isdigit() and int(key) in QUEUE_TYPES:
         return int(key)
     for type_id, name in QUEUE_TYPES.items():
-        if name == key:
+        if name.lower() == key:
             return type_id
     known = ", ".join(f"{i} {name}" for i, name in QUEUE_TYPES.items())
     raise CommandError(f"unknown queue type {text!r}; the types are: {known}")

@@ -42,8 +42,11 @@ async def disable_hook(dsn: str, hook_id: int) -> bool:
 
 
 def db_words(exc: asyncpg.PostgresError) -> str:
-    """The message, and its detail when there is one (which row, which key)."""
+    """The message, and its detail when there is one (which key), but never a whole failing
+    row: a schema's row holds its secret."""
     message, detail = getattr(exc, "message", None) or str(exc), getattr(exc, "detail", None)
+    if detail and detail.startswith("Failing row contains"):
+        detail = None
     return " ".join((f"{message} ({detail})" if detail else message).split())
 
 
