@@ -392,9 +392,12 @@ def _warn_private(ctx: click.Context, url: str) -> None:
 
 
 def _show_secret(secret: str, key: str | None) -> None:
-    stored = "stored encrypted" if key else "stored as is: set QUEUE_HOOKS_SECRET_KEY to encrypt"
     click.echo(f"secret: {secret}")
-    click.echo(f"(shown this once, {stored}; the receiver verifies signatures with it)")
+    click.echo("shown only this once: give it to the receiver, to verify the signatures")
+    if key:
+        click.echo("(stored encrypted with QUEUE_HOOKS_SECRET_KEY)")
+    else:
+        click.echo("(stored unencrypted: set QUEUE_HOOKS_SECRET_KEY to store secrets encrypted)")
 
 
 @schemas.command("add")
