@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.cli import queue_hooks
+from tests.cli import NO_DOTENV, queue_hooks
 from tests.conftest import TEST_DELAYS, StartWorker, make_settings
 from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
 from tests.receiver import Receiver, status
@@ -266,7 +266,7 @@ async def test_a_replay_killed_midway_loses_nothing(
     (hook,) = await hooks(db, 1)
     ids = {(await dead_delivery(broker, hook)).event_id for _ in range(400)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", "dlq", "replay",
+        sys.executable, "-m", "worker", "dlq", "replay", cwd=NO_DOTENV,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     await until(lambda: _some_moved(platform), within=30)

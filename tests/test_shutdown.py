@@ -9,6 +9,7 @@ import sys
 
 import orjson
 
+from tests.cli import NO_DOTENV
 from tests.conftest import TEST_DELAYS
 from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
 from tests.receiver import Receiver, hang
@@ -30,7 +31,8 @@ def worker_env(**extra: str) -> dict[str, str]:
 async def start_process(**extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker", "run",
-        env=worker_env(**extra), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=worker_env(**extra), cwd=NO_DOTENV,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from worker.errors import is_transient, one_line
 
 # Importing registers each module's commands on the group.
 from worker.cli import core as _core  # noqa: F401  isort: skip
+from worker.cli import admin as _admin  # noqa: F401  isort: skip
 from worker.cli import dlq as _dlq  # noqa: F401  isort: skip
 from worker.cli import check as _check  # noqa: F401  isort: skip
 
@@ -27,6 +28,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
+    except click.UsageError as exc:
+        if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+            exc.show()  # a bare group: its help, as asked
+        else:  # one line, like every other mistake
+            where = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
+            click.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
