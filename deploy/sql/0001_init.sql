@@ -105,12 +105,12 @@ BEGIN
     END IF;
     IF q.domain_id <> s_domain THEN
         RAISE EXCEPTION 'hook % refused: schema % is in domain %, but queue % is in domain % (event %)',
-            coalesce(hook_id::text, '(new)'), s_id, s_domain, q_id, q.domain_id, ev
+            hook_id, s_id, s_domain, q_id, q.domain_id, ev
             USING ERRCODE = 'check_violation', HINT = 'a hook may only call a schema of its queue''s domain';
     END IF;
     IF NOT queue_hooks.type_fires(q.type, ev) THEN
         RAISE EXCEPTION 'hook % refused: queue % (%) never fires event "%" (schema %); it fires: %',
-            coalesce(hook_id::text, '(new)'), q_id, queue_hooks.type_label(q.type), ev, s_id,
+            hook_id, q_id, queue_hooks.type_label(q.type), ev, s_id,
             queue_hooks.events_fired(q.type)
             USING ERRCODE = 'check_violation';
     END IF;
@@ -133,8 +133,8 @@ DECLARE
 BEGIN
     FOR h IN SELECT id, event, schema_id FROM queue_hooks.hooks WHERE queue_id = OLD.id LOOP
         IF NOT queue_hooks.type_fires(NEW.type, h.event) THEN
-            RAISE EXCEPTION 'queue % refused: as a % it would never fire event "%" of hook % (schema %); it fires: %',
-                OLD.id, queue_hooks.type_label(NEW.type), h.event, h.id, h.schema_id,
+            RAISE EXCEPTION 'queue % refused: type % (%) never fires event "%" of hook % (schema %); that type fires: %',
+                OLD.id, NEW.type, queue_hooks.type_label(NEW.type), h.event, h.id, h.schema_id,
                 queue_hooks.events_fired(NEW.type)
                 USING ERRCODE = 'check_violation';
         END IF;
