@@ -74,6 +74,9 @@ class Broker:
     _consume: AbstractRobustChannel | None = None
     _publish: AbstractRobustChannel | None = None
     _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
+    # The declared queue objects: the robust channel restores their consumers on reconnect,
+    # which it does not for a queue object got by `get_queue(ensure=False)`.
+    _queues: dict[str, AbstractQueue] = field(default_factory=dict)
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
     _closing: bool = False
 
@@ -102,13 +105,13 @@ class Broker:
         )
         for spec in queue_specs(self.delays):
             queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+            self._queues[spec.name] = queue
             if spec.name == EVENTS_QUEUE:
                 await queue.bind(exchange, BINDING_KEY)
 
     async def consume(self, on_event: Handler, on_retry: Handler) -> None:
-        channel = self._channel(self._consume)
         for name, handler in ((EVENTS_QUEUE, on_event), (RETRY_QUEUE, on_retry)):
-            queue = await channel.get_queue(name, ensure=False)
+            queue = self._queues[name]
             tag = await queue.consume(self._dispatcher(handler))
             self._consumers.append((queue, tag))
 
