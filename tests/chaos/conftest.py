@@ -27,7 +27,7 @@ def services() -> Services:
 
 @pytest.fixture
 async def scenario(services: Services, database: str, tmp_path: Path) -> AsyncIterator[Scenario]:
-    receiver = CountingReceiver(delay=0.01)
+    receiver = CountingReceiver(delay=0.02)
     await receiver.start()
     sc = Scenario(services, receiver, tmp_path)
     await sc.seed()
@@ -51,11 +51,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     tr.section("fault suite figures")
     tr.write_line(
         f"{'case':<28}{'events':>7}{'deliv.':>8}{'2xx':>7}{'dead':>6}{'dups':>6}{'bound':>6}"
-        f"{'lost':>6}{'requests':>9}"
+        f"{'lost':>6}{'requests':>9}  faults"
     )
     for r in RESULTS:
         tr.write_line(
             f"{r.case:<28}{r.events:>7}{r.deliveries:>8}{r.delivered:>7}{sum(r.dead.values()):>6}"
-            f"{r.duplicates:>6}{r.duplicate_bound:>6}{r.lost:>6}{r.requests:>9}"
+            f"{r.duplicates:>6}{r.duplicate_bound:>6}{r.lost:>6}{r.requests:>9}  {r.faults}"
         )
     tr.write_line(f"(written to {REPORT})")

@@ -8,6 +8,7 @@ what was in flight when the fault struck. The figures of each case are printed a
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Callable
 
@@ -76,23 +77,27 @@ async def test_worker_killed_with_sigkill_then_started_again(scenario: Scenario)
 async def test_rabbitmq_stopped_and_started_again(scenario: Scenario) -> None:
     sc = scenario
     sc.receiver.answer = fail_once_in(10)  # so the retry queue is in use across the outage
+    sc.receiver.delay = 0.03  # a longer stream: stopping RabbitMQ takes a few seconds
     worker = sc.worker("worker")
     await worker.wait_log("worker consuming")
     ledger = await sc.publish()
     await delivered_at_least(sc.receiver, len(ledger.expected) // 3)
+    down = time.monotonic()
     await sc.services.stop("rabbitmq")
     assert sc.receiver.delivered < len(ledger.expected), "the stream ended before the fault"
     await worker.wait_log("broker connection lost")
     await asyncio.sleep(2)  # an outage, not a blip: the client's reconnect attempts fail too
     assert worker.alive
     await sc.services.start()
+    down = time.monotonic() - down
     # The worker reconnects by itself and consumes both queues again.
     await consumers(sc, t.EVENTS_QUEUE, 1)
     await consumers(sc, t.RETRY_QUEUE, 1)
     more = await sc.publish(200)  # and events published after the outage flow too
     ledger.expected |= more.expected
     ledger.events += more.events
-    await finish(sc, ledger, "RabbitMQ stop/start", sc.in_flight_bound(), "RabbitMQ down ~7 s")
+    faults = f"RabbitMQ down {down:.0f} s"
+    await finish(sc, ledger, "RabbitMQ stop/start", sc.in_flight_bound(), faults)
     assert ledger.dead == {}
     assert worker.lines("broker reconnected") >= 1
 
@@ -103,6 +108,7 @@ async def test_postgresql_stopped_and_started_again(scenario: Scenario) -> None:
     await worker.wait_log("worker consuming")
     ledger = await sc.publish()
     await delivered_at_least(sc.receiver, len(ledger.expected) // 3)
+    down = time.monotonic()
     await sc.services.stop("postgres")
     assert sc.receiver.delivered < len(ledger.expected), "the stream ended before the fault"
     await worker.wait_log("database unreachable, events wait")
@@ -110,17 +116,21 @@ async def test_postgresql_stopped_and_started_again(scenario: Scenario) -> None:
     # that can no longer vouch for itself; nothing is dead-lettered, nothing crashes.
     await asyncio.sleep(1)
     waiting_at = sc.receiver.delivered
+    cpu_at = worker.cpu_seconds()
     late = sc.worker("late")  # a worker that starts while PostgreSQL is down waits for it
     await late.wait_log("database unreachable, waiting")
     await asyncio.sleep(4)
     assert worker.alive and late.alive
     assert sc.receiver.delivered == waiting_at
     assert (await queue_state(sc.services.amqp_url, t.DEAD_QUEUE))[0] == 0
-    # No busy loop: reconnection backs off (0.5 s doubling to 5 s), a handful of tries.
+    # No busy loop: reconnection backs off (0.5 s doubling to 5 s), a handful of tries, and
+    # the waiting worker is all but idle (a spinning one would burn a whole core).
     assert worker.lines("database unreachable") <= 10
+    assert worker.cpu_seconds() - cpu_at < 1.0
     await sc.services.start()
+    down = time.monotonic() - down
     await late.wait_log("worker consuming")
-    await finish(sc, ledger, "PostgreSQL stop/start", 0, "PostgreSQL down ~6 s")
+    await finish(sc, ledger, "PostgreSQL stop/start", 0, f"PostgreSQL down {down:.0f} s")
     assert ledger.dead == {}
 
 
