@@ -47,6 +47,22 @@ class Services:
         """Starts whichever is down (the other is left as it is)."""
         await self._script("start")
 
+    def freeze_postgres(self) -> list[int]:
+        """SIGSTOP the postmaster and its backends: connections stay open, nothing answers
+        (a hung server, or a network that drops packets). Returns the pids to thaw."""
+        pid_file = REPO / ".local" / self.profile / "postgres" / "data" / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        pids = [postmaster, *_children(postmaster)]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    @staticmethod
+    def thaw_postgres(pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     async def _script(self, *args: str) -> None:
         proc = await asyncio.create_subprocess_exec(
             str(SERVICES), args[0], self.profile, *args[1:],
@@ -54,6 +70,16 @@ class Services:
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 120)
         assert proc.returncode == 0, f"services.sh {' '.join(args)} failed:\n{out.decode()}"
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
 
 
 # -- the broker, seen from outside ----------------------------------------------------------

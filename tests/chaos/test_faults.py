@@ -134,6 +134,32 @@ async def test_postgresql_stopped_and_started_again(scenario: Scenario) -> None:
     assert ledger.dead == {}
 
 
+async def test_postgresql_frozen_then_thawed(scenario: Scenario) -> None:
+    """A database that stops answering but keeps its connections open: only a deadline on the
+    cache's queries notices it. Events then wait, as for a database that is down."""
+    sc = scenario
+    sc.receiver.delay = 0.1  # a stream that outlasts the cache's query deadline (5 s)
+    worker = sc.worker("worker")
+    await worker.wait_log("worker consuming")
+    ledger = await sc.publish()
+    await delivered_at_least(sc.receiver, len(ledger.expected) // 6)
+    down = time.monotonic()
+    frozen = sc.services.freeze_postgres()
+    try:
+        await worker.wait_log("database unreachable, events wait", within=30)
+        assert sc.receiver.delivered < len(ledger.expected), "the stream ended before the fault"
+        await asyncio.sleep(1)
+        waiting_at = sc.receiver.delivered
+        await asyncio.sleep(2)
+        assert worker.alive
+        assert sc.receiver.delivered == waiting_at
+    finally:
+        sc.services.thaw_postgres(frozen)
+    down = time.monotonic() - down
+    await finish(sc, ledger, "PostgreSQL frozen (SIGSTOP)", 0, f"PostgreSQL frozen {down:.0f} s")
+    assert ledger.dead == {}
+
+
 async def test_receiver_failing_half_and_dropping_connections(scenario: Scenario) -> None:
     sc = scenario
     sc.delays = "100ms,200ms,400ms,800ms"
