@@ -13,6 +13,7 @@ help:
 	@echo "make run    - set up everything, then the worker with demo fixtures and receiver"
 	@echo "make test   - the test suite against its own RabbitMQ and PostgreSQL"
 	@echo "make lint   - ruff, mypy --strict, and the container files (deploy/check_deploy.py)"
+	@echo "make chaos  - the fault suite: kills, outages, a flaky receiver (prints its figures)"
 	@echo "make bench  - the benchmark of the whole path (prints its figures)"
 	@echo "make stop   - stop the services of make run"
 	@echo "make clean  - remove the virtual environment and .local/"
@@ -43,6 +44,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python deploy/check_deploy.py
+
+# Its own run of the test profile: the suite stops and starts RabbitMQ and PostgreSQL.
+chaos: install
+	$(WITH) test -- env QH_CHAOS_PROFILE=test $(BIN)/pytest tests/chaos $(PYTEST_ARGS)
 
 bench: install
 	$(WITH) bench -- $(BIN)/python -m tests.bench $(BENCH_ARGS)

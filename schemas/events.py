@@ -25,8 +25,12 @@ from pydantic import (
 )
 
 Channel = Literal["call", "chat", "task"]
-# Smart union: "12" stays an integer, "12.5" becomes 12.5 (contract §1).
-Number = int | float
+# Integers are 64-bit, as JSON out (orjson) and the database's bigint ids hold them: a bigger
+# one is invalid rather than an event no payload can be written for (issue 6).
+Int = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# Smart union: "12" stays an integer, "12.5" becomes 12.5 (contract §1); an integer too big
+# for 64 bits is taken as the number it is, a float.
+Number = Int | float
 
 _RFC3339: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z"
@@ -61,9 +65,11 @@ def _parse_rfc3339(value: object) -> object:
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("is not an RFC 3339 timestamp")
     try:
-        return datetime.fromisoformat(value.upper().replace(" ", "T"))
-    except ValueError:
+        moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
+        moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is a valid string, but not in UTC
+    except (ValueError, OverflowError):
         raise ValueError("is not an RFC 3339 timestamp") from None
+    return moment
 
 
 def _check_uuid(value: str) -> str:
@@ -80,14 +86,14 @@ class _Envelope(BaseModel):
     )
 
     id: Annotated[str, Field(strict=True)]
-    queue_id: int
+    queue_id: Int
     occurred_at: Annotated[datetime | None, BeforeValidator(_parse_rfc3339)] = None
     variables: Annotated[dict[str, str], BeforeValidator(coerce_variables)] = Field(
         default_factory=dict
     )
     # Group C: every event carries it.
     channel: Channel
-    attempt_id: int | None = None
+    attempt_id: Int | None = None
     destination: str | None = None
     use_processing: bool | None = None
     agent_channel_id: str | None = None
@@ -109,12 +115,12 @@ class _Envelope(BaseModel):
 
 class _Agent(BaseModel):
     agent_name: str | None = None
-    agent_id: int | None = None
-    user_id: int | None = None
+    agent_id: Int | None = None
+    user_id: Int | None = None
     agent_extension: str | None = None
     member_name: str | None = None
-    member_id: int | None = None
-    cc_attempt_seq: int | None = None
+    member_id: Int | None = None
+    cc_attempt_seq: Int | None = None
 
 
 class _Billing(BaseModel):
@@ -129,7 +135,7 @@ class _Media(_Billing):
 
 class _Hangup(_Media):
     call_cause: str | None = None
-    call_sip_code: int | None = None
+    call_sip_code: Int | None = None
 
 
 class Joined(_Envelope):
@@ -230,6 +236,8 @@ def parse_event(body: bytes, max_bytes: int) -> Event:
 
 
 _TYPE_WORDS: Final = {
+    "greater_than_equal": "is out of range (64-bit integer)",
+    "less_than_equal": "is out of range (64-bit integer)",
     "int": "is not an integer",
     "float": "is not a number",
     "finite": "is not a finite number",
@@ -250,7 +258,7 @@ def _describe_one(err: Any) -> str:
     loc = [str(p) for p in err["loc"]]
     if loc and loc[0] in FIELDS_OF:  # the discriminated union puts the event name first
         loc = loc[1:]
-    if len(loc) > 1 and loc[-1] in ("int", "float"):  # smart union branches of a Number
+    if len(loc) > 1 and loc[-1] in ("int", "float", "constrained-int"):  # a Number's branches
         loc = loc[:-1]
         kind = "float_parsing"
     name = ".".join(loc) or "event"

@@ -17,7 +17,8 @@ from worker.health import OpsServer
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
 from worker.settings import Settings
-from worker.store import HookCache, migrate, wait_for_database
+from worker.store import HookCache, wait_for_database
+from worker.store.migrate import ensure_migrated
 
 log = structlog.get_logger("queue_hooks.worker")
 
@@ -88,7 +89,7 @@ class Worker:
     async def _migrate(self) -> None:
         conn = await wait_for_database(self.settings.database_url)
         try:
-            await migrate(conn)  # idempotent: a fresh database works without a separate step
+            await ensure_migrated(conn)  # a fresh database works without a separate step
         finally:
             await conn.close()
 

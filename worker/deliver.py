@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
@@ -25,6 +27,9 @@ from standardwebhooks.webhooks import Webhook
 from worker import __version__
 from worker.model import Schema
 
+log = structlog.get_logger("queue_hooks.deliver")
+
+_NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 RESPONSE_CAP = 64 * 1024  # read at most this much of a reply: we only need its status
 # The headers we set; a schema's static headers can never replace them (contract §5), nor the
 # ones that would corrupt the request itself.
@@ -50,11 +55,39 @@ class Attempt:
     retry_after: str | None = None
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address a gateway would reach: judge that one too.
+        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if any(v4 is not None and not _is_public(str(v4)) for v4 in embedded):
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
+
+
+def guarded_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """aiohttp's socket factory: the last word on every address about to be connected to.
+
+    aiohttp skips the resolver for hosts it takes for IP literals, and then lets the OS parse
+    them (`127.1` and `2130706433` are 127.0.0.1), so the address is normalised the same way
+    here and refused unless public: no URL spelling and no DNS answer gets around it.
+    """
+    family, kind, proto, _name, sockaddr = addr_info
+    try:
+        found = socket.getaddrinfo(sockaddr[0], sockaddr[1], family, kind, proto, _NUMERIC)
+    except socket.gaierror:
+        raise BlockedTarget(f"{sockaddr[0]} is not an address that can be checked") from None
+    for *_rest, address in found:
+        if not _is_public(str(address[0])):
+            raise BlockedTarget(f"{address[0]} is not a public address")
+    return socket.socket(family, kind, proto)
 
 
 def check_host(host: str) -> None:
@@ -128,10 +161,12 @@ class Sender:
 
     def __init__(self, allow_private: bool, max_connections: int = 1024) -> None:
         self._allow_private = allow_private
+        self._warned: set[tuple[int, str]] = set()
         connector = aiohttp.TCPConnector(
             limit=max_connections,
             limit_per_host=0,
             resolver=None if allow_private else GuardedResolver(),
+            socket_factory=None if allow_private else guarded_socket,
             ttl_dns_cache=10,
             keepalive_timeout=30,
         )
@@ -146,6 +181,7 @@ class Sender:
     async def post(self, schema: Schema, body: bytes, webhook_id: str, attempt: int) -> Attempt:
         started = time.perf_counter()
         headers = request_headers(schema, webhook_id, attempt, body, time.time())
+        self._warn_plain_http(schema)
         try:
             if not self._allow_private:
                 check_host(urlsplit(schema.url).hostname or "")
@@ -156,6 +192,16 @@ class Sender:
             return Attempt(None, took, f"no response within {schema.timeout * 1000:.0f} ms")
         except Exception as exc:
             return _failed(exc, time.perf_counter() - started)
+
+    def _warn_plain_http(self, schema: Schema) -> None:
+        """Plain http is allowed (a receiver on a private network) but said once per schema."""
+        if schema.url[:7].lower() != "http://" or (schema.id, schema.url) in self._warned:
+            return
+        self._warned.add((schema.id, schema.url))
+        log.warning(
+            "schema URL is plain http: deliveries and signatures travel unencrypted",
+            schema_id=schema.id, url=describe_target(schema.url),
+        )  # fmt: skip
 
     async def _send(
         self, schema: Schema, body: bytes, headers: dict[str, str], started: float
@@ -196,13 +242,18 @@ def _failed(exc: BaseException, took: float) -> Attempt:
     refused = any(isinstance(e, ConnectionRefusedError | ConnectionResetError) for e in chain) or (
         isinstance(exc, httpx.ConnectError) and "refused" in str(exc).lower()
     )
-    detail = " ".join(str(exc).split()) or type(exc).__name__
-    return Attempt(None, took, f"{type(exc).__name__}: {detail}"[:300], refused=refused)
+    # httpx-aiohttp maps aiohttp's errors loosely (a dropped connection becomes ConnectTimeout):
+    # name the error aiohttp raised, it says what happened.
+    shown = next((e for e in chain if isinstance(e, aiohttp.ClientError)), exc)
+    detail = " ".join(str(shown).split()) or type(shown).__name__
+    return Attempt(None, took, f"{type(shown).__name__}: {detail}"[:300], refused=refused)
 
 
 def describe_target(url: str) -> str:
     """A URL as it may appear in errors and dead letters: no userinfo, no query."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal, as it was written
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -2,7 +2,9 @@
 # Private PostgreSQL + RabbitMQ instances for local development, one set per profile.
 #
 #   deploy/local/services.sh start|stop|status|env run|test|bench
+#   deploy/local/services.sh stop run|test|bench rabbitmq|postgres   (one service: fault tests)
 #
+# `start` brings up whichever of the two is down, so it also restarts one stopped alone.
 # Each profile has its own ports, so all three can run side by side, and keeps every
 # byte of state under <repo>/.local/<profile>/ (git-ignored). Nothing is registered
 # with systemd and nothing system-wide is touched, apart from installing the Debian
@@ -19,13 +21,15 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 start|stop|status|env run|test|bench" >&2
+    echo "usage: $0 start|stop|status|env run|test|bench [rabbitmq|postgres]" >&2
     exit 2
 }
 
-[[ $# -eq 2 ]] || usage
+[[ $# -eq 2 || $# -eq 3 ]] || usage
 ACTION=$1
 PROFILE=$2
+ONLY=${3:-} # stop: only this service (the fault tests stop one and start it again)
+case $ONLY in '' | rabbitmq | postgres) ;; *) usage ;; esac
 
 # --- Ports ----------------------------------------------------------------------------
 # run=55xxx, test=56xxx, bench=57xxx. The suffixes mirror the well-known ports
@@ -487,12 +491,14 @@ do_start() {
 do_stop() {
     # No binaries, no state: nothing can be running.
     PG_BIN=$(find_pg_bin 2>/dev/null) || PG_BIN=
-    if [[ -x $RMQ_BIN/rabbitmqctl ]]; then
+    if [[ $ONLY == postgres ]]; then
+        :
+    elif [[ -x $RMQ_BIN/rabbitmqctl ]]; then
         rmq_stop
     else
         say "rabbitmq: not running"
     fi
-    pg_stop
+    if [[ $ONLY != rabbitmq ]]; then pg_stop; fi
 }
 
 do_status() {

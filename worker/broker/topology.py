@@ -58,7 +58,12 @@ def queue_specs(delays: tuple[float, ...]) -> list[QueueSpec]:
             QueueSpec(
                 wait_queue(seconds),
                 {
-                    "x-queue-type": "classic",
+                    # Quorum with at-least-once dead-lettering: a classic queue drops a message
+                    # that expires while queue-hooks.retry is unavailable (a broker restart);
+                    # this one keeps it until the retry queue has confirmed it (issue 6).
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",  # required by at-least-once
                     # Each message carries its own expiration (Retry-After may lengthen it);
                     # the queue's TTL is only the ceiling, twice the tier's delay.
                     "x-message-ttl": round(seconds * 2000),

@@ -25,6 +25,9 @@ from worker.store.db import connect
 log = structlog.get_logger("queue_hooks.cache")
 
 CHANNEL = "queue_hooks_changed"
+# A database that stops answering without closing the connection (frozen, or a network that
+# drops packets) must still end the cache's vouching: every query has a deadline.
+QUERY_TIMEOUT = 5.0
 
 _HOOKS = """
 SELECT h.id, h.queue_id, h.event, s.id AS schema_id, s.domain_id, s.name, s.url, s.secret,
@@ -133,7 +136,9 @@ class HookCache:
         while True:
             if conn.is_closed():
                 raise ConnectionError("database connection closed")
-            revision = await conn.fetchval("SELECT n FROM queue_hooks.revision")
+            revision = await conn.fetchval(
+                "SELECT n FROM queue_hooks.revision", timeout=QUERY_TIMEOUT
+            )
             if revision != self._snapshot.revision:
                 await self._load(conn)
             self._fresh.set()
@@ -143,7 +148,10 @@ class HookCache:
 
     async def _load(self, conn: asyncpg.Connection[Any]) -> None:
         started = time.perf_counter()
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async with (
+            asyncio.timeout(QUERY_TIMEOUT * 3),
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             revision = await conn.fetchval("SELECT n FROM queue_hooks.revision")
             hooks = await conn.fetch(_HOOKS)
             queues = await conn.fetch(_QUEUES)

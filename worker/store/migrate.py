@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from worker.errors import Fatal
+
 _FILE = re.compile(r"(\d{4})_[\w-]+\.sql\Z")
 _LOCK = 0x7175_6575_686B  # "queuhk": one migrator at a time across workers
 
@@ -58,3 +60,30 @@ async def migrate(conn: asyncpg.Connection[Any]) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
     return applied_now
+
+
+async def pending(conn: asyncpg.Connection[Any]) -> list[str]:
+    """The migration files not applied yet. Needs no privilege beyond reading the table."""
+    exists = await conn.fetchval("SELECT to_regclass('queue_hooks.schema_migrations') IS NOT NULL")
+    done: set[int] = set()
+    if exists:
+        done = {
+            r["version"]
+            for r in await conn.fetch("SELECT version FROM queue_hooks.schema_migrations")
+        }
+    return [path.name for version, path in migration_files() if version not in done]
+
+
+async def ensure_migrated(conn: asyncpg.Connection[Any]) -> None:
+    """At worker start: migrate only when behind, so a worker running as the least-privilege
+    role (0002_worker_role.sql), which may not run DDL, starts against a current database."""
+    behind = await pending(conn)
+    if not behind:
+        return
+    try:
+        await migrate(conn)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise Fatal(
+            f"the database needs {', '.join(behind)} and this user may not apply it ({exc}):"
+            " run `queue-hooks migrate` as the schema's owner"
+        ) from None
