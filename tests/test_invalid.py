@@ -6,10 +6,12 @@ import uuid
 
 import aio_pika
 import orjson
+import pytest
 
 from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
 from tests.receiver import Receiver
+from worker.app import Worker
 from worker.broker import topology as t
 
 GOOD_ID = str(uuid.uuid4())
@@ -70,3 +72,46 @@ async def test_a_stray_message_in_the_retry_queue_is_kept_not_fatal(
     assert dead.headers[t.H_REASON] == "invalid"
     await platform.publish(event(1, "joined"))
     await receiver.wait_for(1)  # still working
+
+
+async def test_a_message_that_keeps_failing_the_worker_is_set_aside(
+    db: Conn,
+    platform: Platform,
+    receiver: Receiver,
+    start_worker: StartWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unexpected error stops the worker (fatal) and hands the message back; on its third
+    delivery the message is dead-lettered instead, so it cannot stop every worker in turn."""
+    from schemas import events
+    from worker import pipeline
+
+    def parse(body: bytes, limit: int) -> events.Event:
+        if b"poison" in body:
+            raise RuntimeError("a bug the worker did not expect")
+        return events.parse_event(body, limit)
+
+    monkeypatch.setattr(pipeline, "parse_event", parse)
+    await seed_queue(db, 1, 1)
+    await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
+    poison = b""
+    for _ in range(3):  # each failure may stop a worker; a later one sets the message aside
+        worker = await start_worker()
+        if not poison:  # the queue exists once a worker declared it
+            poison = await platform.publish(event(1, "joined", destination="poison"))
+
+        async def settled(w: Worker = worker) -> bool:
+            return not w.consuming or await platform.depth(t.DEAD_QUEUE) > 0
+
+        await until(settled)
+        if worker.consuming:
+            break
+    assert worker.consuming
+    (dead,) = await platform.dead_letters(1)
+    assert dead.body == poison
+    assert dead.headers[t.H_REASON] == "invalid"
+    assert "failed on this message 3 times: a bug the worker did not expect" in str(
+        dead.headers[t.H_ERROR]
+    )
+    await platform.publish(event(1, "joined"))
+    await receiver.wait_for(1)  # the third worker carries on

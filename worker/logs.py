@@ -45,7 +45,32 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # Libraries log through the standard library; keep theirs quiet but visible when it matters.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
-    for noisy in ("aio_pika", "aiormq"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Libraries log through the standard library: render their lines the same way.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _tracebacks if fmt == "json" else structlog.dev.set_exc_info,
+                structlog.processors.EventRenamer("msg") if fmt == "json" else _keep,
+                renderer,
+            ],
+        )
+    )
+    handler.addFilter(_outages_are_warnings)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
+
+
+def _outages_are_warnings(record: logging.LogRecord) -> bool:
+    """aio-pika and aiormq log a lost connection as an error; to us it is an expected outage
+    (the robust connection reconnects, and we log our own warning), so it must not page."""
+    if record.name.startswith(("aio_pika", "aiormq")) and record.levelno > logging.WARNING:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True

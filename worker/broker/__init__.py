@@ -25,6 +25,9 @@ from worker.broker.topology import (
     BINDING_KEY,
     DEAD_QUEUE,
     EVENTS_QUEUE,
+    H_ATTEMPTS,
+    H_ERROR,
+    H_REASON,
     RETRY_QUEUE,
     queue_specs,
     wait_queue,
@@ -209,6 +212,15 @@ class Broker:
             raise ConnectionError("not connected to the broker")
         return channel
 
+    async def _dead_poison(
+        self, message: AbstractIncomingMessage, inbound: Inbound, exc: BaseException
+    ) -> None:
+        error = f"the worker failed on this message {_deliveries(inbound)} times: {one_line(exc)}"
+        log.error("message set aside as invalid", error=error, exc_info=exc)
+        headers = {H_ATTEMPTS: 0, **inbound.headers, H_REASON: "invalid", H_ERROR: error}
+        await self.publish_dead(inbound.body, headers, inbound.content_type)
+        await _settle(message.ack())
+
     # -- the one place outcomes become ack / requeue ------------------------------------------
     def _dispatcher(self, handler: Handler) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def dispatch(message: AbstractIncomingMessage) -> None:
@@ -239,6 +251,9 @@ class Broker:
             raise
         except Exception as exc:
             kind = classify(exc)
+            if kind is Kind.FATAL and _deliveries(inbound) >= POISON_AFTER:
+                await self._dead_poison(message, inbound, exc)
+                return
             if kind is Kind.FATAL:
                 log.error("unexpected error, stopping", exc_info=exc)
                 await _settle(message.nack(requeue=True))
@@ -250,6 +265,19 @@ class Broker:
             await _settle(message.nack(requeue=True))
         else:
             await _settle(message.ack())
+
+
+# A message that made the worker fail this many times is set aside, so that one message can
+# never stop every worker in turn (each failure hands it back and stops that worker).
+POISON_AFTER = 3
+
+
+def _deliveries(inbound: Inbound) -> int:
+    """This delivery's number: quorum queues count earlier ones in x-delivery-count."""
+    try:
+        return int(inbound.headers.get("x-delivery-count", 0) or 0) + 1
+    except (TypeError, ValueError):
+        return 1
 
 
 async def _settle(action: Awaitable[Any]) -> None:
