@@ -73,8 +73,14 @@ async def test_a_worker_runs_as_the_worker_role(
     await platform.publish(event(1, "joined"))
     (dead,) = await platform.dead_letters(1)
     assert dead.headers["queue-hooks-reason"] == "gone"
+
     # It disabled the hook with its one UPDATE right, and the change notified the cache.
-    assert await db.fetchval("SELECT enabled FROM queue_hooks.hooks WHERE id = $1", gone) is False
+    async def disabled() -> bool:
+        return bool(
+            await db.fetchval("SELECT NOT enabled FROM queue_hooks.hooks WHERE id = $1", gone)
+        )
+
+    await until(disabled)
     # A hook added by an admin reaches it through LISTEN/NOTIFY, which needs no grant.
     await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url("/new")))
 

@@ -71,6 +71,10 @@ def configure(fmt: str = "json", level: str = "info") -> None:
 def _outages_are_warnings(record: logging.LogRecord) -> bool:
     """aio-pika and aiormq log a lost connection as an error; to us it is an expected outage
     (the robust connection reconnects, and we log our own warning), so it must not page."""
-    if record.name.startswith(("aio_pika", "aiormq")) and record.levelno > logging.WARNING:
+    if record.name.startswith(("aio_pika", "aiormq")) and record.levelno >= logging.WARNING:
         record.levelno, record.levelname = logging.WARNING, "WARNING"
+        if record.exc_info and record.exc_info[1] is not None:
+            # One line, no traceback: a warning, not a crash report.
+            record.msg, record.args = f"{record.getMessage()}: {record.exc_info[1]!r}", None
+            record.exc_info, record.exc_text = None, None
     return True

@@ -370,6 +370,8 @@ EOF
 
 rmq_launch() {
     rmq_write_conf
+    # QH_FRESH_BROKER=1 (with-services.sh, for test and bench): forget queues and messages.
+    if [[ ${QH_FRESH_BROKER:-0} == 1 ]]; then rm -rf "$RMQ_DIR/mnesia"; fi
     rm -f "$RMQ_PID_FILE"
     RMQ_LOG_FROM=$(size_of "$RMQ_LOG")
     RMQ_OUT_FROM=$(size_of "$RMQ_OUT")

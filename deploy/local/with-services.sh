@@ -31,7 +31,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-"$services" start "$profile" >&2
+# Tests and benchmarks start from an empty broker: queues left by an older version of the
+# code (other arguments) would refuse to be declared again.
+fresh=0
+[[ $profile == run ]] || fresh=1
+QH_FRESH_BROKER=$fresh "$services" start "$profile" >&2
 
 while IFS='=' read -r key value; do
     if [[ -n $key ]]; then export "$key=$value"; fi
