@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq.exceptions
 import structlog
 from aio_pika.abc import (
     AbstractIncomingMessage,
@@ -29,10 +30,11 @@ from worker.broker.topology import (
     H_ERROR,
     H_REASON,
     RETRY_QUEUE,
+    WAIT_PREFIX,
     queue_specs,
     wait_queue,
 )
-from worker.errors import Kind, classify, one_line
+from worker.errors import Fatal, Kind, classify, one_line
 
 log = structlog.get_logger("queue_hooks.broker")
 
@@ -105,11 +107,55 @@ class Broker:
         exchange = await channel.declare_exchange(
             self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
+        await self._check_arguments()
         for spec in queue_specs(self.delays):
             queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
             self._declared[spec.name] = queue
             if spec.name == EVENTS_QUEUE:
                 await queue.bind(exchange, BINDING_KEY)
+
+    async def _check_arguments(self) -> None:
+        """Declares each queue on a throwaway channel first: a queue that exists with other
+        arguments (an older version's) would otherwise close the channel we consume on.
+
+        Wait queues are ours alone and hold nothing for long: an empty one is replaced. Any
+        other mismatch stops the worker with what to do, rather than looping on reconnects.
+        """
+        assert self._conn is not None
+        for spec in queue_specs(self.delays):
+            if await self._declares(spec.name, spec.arguments):
+                continue
+            if spec.name.startswith(WAIT_PREFIX) and await self._delete_if_empty(spec.name):
+                log.warning("replaced a wait queue declared with other arguments", queue=spec.name)
+                continue
+            raise Fatal(
+                f"queue {spec.name} exists with other arguments than this version declares "
+                f"({spec.arguments}); move its messages elsewhere and delete it"
+            )
+
+    async def _declares(self, name: str, arguments: dict[str, Any]) -> bool:
+        assert self._conn is not None
+        channel = await self._conn.channel(publisher_confirms=False)
+        try:
+            await channel.declare_queue(name, durable=True, arguments=arguments)
+        except aiormq.exceptions.ChannelPreconditionFailed:
+            return False
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return True
+
+    async def _delete_if_empty(self, name: str) -> bool:
+        assert self._conn is not None
+        channel = await self._conn.channel(publisher_confirms=False)
+        try:
+            await channel.queue_delete(name, if_empty=True)
+        except aiormq.exceptions.ChannelPreconditionFailed:
+            return False
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return True
 
     async def consume(self, on_event: Handler, on_retry: Handler) -> None:
         self._channel(self._consume)  # raises when not connected

@@ -1,0 +1,39 @@
+"""The worker declares its queues idempotently, and copes with ones an older version left."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import TEST_DELAYS, StartWorker, make_settings
+from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.receiver import Receiver, status
+from worker.app import Worker
+from worker.broker import topology as t
+from worker.errors import Fatal
+
+
+async def test_an_empty_wait_queue_of_an_older_version_is_replaced(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+) -> None:
+    old = t.wait_queue(TEST_DELAYS[0])
+    await platform.channel.declare_queue(old, durable=True, arguments={"x-queue-type": "classic"})
+    await seed_queue(db, 1, 1)
+    await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
+    receiver.on("/hook", lambda _r, n: status(500 if n == 1 else 204)(_r, n))
+    await start_worker(quick_retries=0)
+    await platform.publish(event(1, "joined"))
+    got = await receiver.wait_for(2)  # the retry went through the replaced wait queue
+    assert [r.attempt for r in got] == [1, 2]
+
+
+async def test_a_queue_declared_otherwise_that_holds_messages_stops_the_worker(
+    db: Conn, platform: Platform
+) -> None:
+    await platform.channel.declare_queue(
+        t.DEAD_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    worker = Worker(make_settings())
+    with pytest.raises(Fatal, match=f"queue {t.DEAD_QUEUE} exists with other arguments"):
+        await asyncio.wait_for(worker.run(), 30)
