@@ -12,6 +12,7 @@ import aio_pika
 import asyncpg
 import orjson
 
+from tests.receiver import Received, Receiver
 from worker.broker import topology as t
 
 if TYPE_CHECKING:
@@ -76,6 +77,18 @@ async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> N
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 - the broker offers nothing to wait on
             await asyncio.sleep(0.05)
+
+
+async def delivered(platform: Platform, receiver: Receiver, path: str) -> list[Received]:
+    """Publishes one `joined` of queue 1; returns what `path` got for it. A hook of the same
+    event on `/marker` is called alongside: once it is, the event was handled."""
+    sent = event(1, "joined")
+    await platform.publish(sent)
+    await receiver.wait_for(1, "/marker")
+    await asyncio.sleep(0.3)  # room for a wrong extra call to show up
+    hits = [r for r in receiver.at(path) if r.json["id"] == sent["id"]]
+    receiver.requests.clear()
+    return hits
 
 
 @dataclass

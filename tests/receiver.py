@@ -57,13 +57,7 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application(client_max_size=16 << 20)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve(app, self.host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -97,6 +91,17 @@ class Receiver:
         async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: len(matching()) >= count)
         return matching()
+
+
+async def serve(app: web.Application, host: str, port: int = 0) -> tuple[web.AppRunner, int]:
+    """Starts `app` on host:port (0: any free port); returns its runner and the port."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    return runner, server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
 
 def status(code: int, headers: dict[str, str] | None = None) -> Behaviour:

@@ -9,23 +9,11 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.cli import cli
 from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event
-from tests.receiver import Received, Receiver
+from tests.helpers import Conn, Platform, delivered
+from tests.receiver import Receiver
 
 SETTLE = 2.0  # the contract's promise: a committed change counts for events consumed 2 s later
 KEY = "the operator's key, shared by the worker and the admin"
-
-
-async def delivered(platform: Platform, receiver: Receiver, path: str) -> list[Received]:
-    """Publishes one `joined` of queue 1; returns what `path` got for it."""
-    sent = event(1, "joined")
-    await platform.publish(sent)
-    # The marker hook of the same event is called alongside: once it is, the event was handled.
-    await receiver.wait_for(1, "/marker")
-    await asyncio.sleep(0.3)
-    hits = [r for r in receiver.at(path) if r.json["id"] == sent["id"]]
-    receiver.requests.clear()
-    return hits
 
 
 def secret_of(out: str) -> str:

@@ -5,22 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.helpers import Conn, Platform, delivered, event, seed_hook, seed_queue, seed_schema
 from tests.receiver import Receiver
 
 SETTLE = 2.0  # the contract's promise: a committed change counts for events consumed 2 s later
-
-
-async def publish_and_count(platform: Platform, receiver: Receiver, path: str) -> int:
-    """Publishes one joined event for queue 1; returns how many requests `path` got for it."""
-    sent = event(1, "joined")
-    await platform.publish(sent)
-    # A marker hook of the same event is called alongside: once it is, the event was handled.
-    await receiver.wait_for(1, "/marker")
-    await asyncio.sleep(0.3)
-    hits = [r for r in receiver.at(path) if r.json["id"] == sent["id"]]
-    receiver.requests.clear()
-    return len(hits)
 
 
 async def test_insert_disable_enable_delete_by_sql(
@@ -30,32 +18,32 @@ async def test_insert_disable_enable_delete_by_sql(
     await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url("/marker")))
     schema = await seed_schema(db, receiver.url("/crm"), name="CRM")
     await start_worker()
-    assert await publish_and_count(platform, receiver, "/crm") == 0
+    assert len(await delivered(platform, receiver, "/crm")) == 0
 
     await db.execute(
         "INSERT INTO queue_hooks.hooks (queue_id, event, schema_id) VALUES (1, 'joined', $1)",
         schema,
     )
     await asyncio.sleep(SETTLE)
-    assert await publish_and_count(platform, receiver, "/crm") == 1
+    assert len(await delivered(platform, receiver, "/crm")) == 1
 
     await db.execute("UPDATE queue_hooks.hooks SET enabled = false WHERE schema_id = $1", schema)
     await asyncio.sleep(SETTLE)
-    assert await publish_and_count(platform, receiver, "/crm") == 0
+    assert len(await delivered(platform, receiver, "/crm")) == 0
 
     await db.execute("UPDATE queue_hooks.hooks SET enabled = true WHERE schema_id = $1", schema)
     await asyncio.sleep(SETTLE)
-    assert await publish_and_count(platform, receiver, "/crm") == 1
+    assert len(await delivered(platform, receiver, "/crm")) == 1
 
     await db.execute(
         "UPDATE queue_hooks.schemas SET url = $1 WHERE id = $2", receiver.url("/crm2"), schema
     )
     await asyncio.sleep(SETTLE)
-    assert await publish_and_count(platform, receiver, "/crm2") == 1
+    assert len(await delivered(platform, receiver, "/crm2")) == 1
 
     await db.execute("DELETE FROM queue_hooks.hooks WHERE schema_id = $1", schema)
     await asyncio.sleep(SETTLE)
-    assert await publish_and_count(platform, receiver, "/crm2") == 0
+    assert len(await delivered(platform, receiver, "/crm2")) == 0
 
 
 async def test_queue_variables_changed_by_sql_are_delivered(

@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from tests.helpers import until
+from tests.receiver import serve
 from worker.broker import topology as t
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,13 +184,7 @@ class CountingReceiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve(app, "127.0.0.1", self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -16,6 +16,7 @@ import aio_pika
 import aiormq.exceptions
 import structlog
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
@@ -134,22 +135,19 @@ class Broker:
             )
 
     async def _declares(self, name: str, arguments: dict[str, Any]) -> bool:
-        assert self._conn is not None
-        channel = await self._conn.channel(publisher_confirms=False)
-        try:
-            await channel.declare_queue(name, durable=True, arguments=arguments)
-        except aiormq.exceptions.ChannelPreconditionFailed:
-            return False
-        finally:
-            if not channel.is_closed:
-                await channel.close()
-        return True
+        return await self._on_throwaway(
+            lambda ch: ch.declare_queue(name, durable=True, arguments=arguments)
+        )
 
     async def _delete_if_empty(self, name: str) -> bool:
+        return await self._on_throwaway(lambda ch: ch.queue_delete(name, if_empty=True))
+
+    async def _on_throwaway(self, action: Callable[[AbstractChannel], Awaitable[Any]]) -> bool:
+        """False when the broker refuses (PRECONDITION_FAILED closes only this channel)."""
         assert self._conn is not None
         channel = await self._conn.channel(publisher_confirms=False)
         try:
-            await channel.queue_delete(name, if_empty=True)
+            await action(channel)
         except aiormq.exceptions.ChannelPreconditionFailed:
             return False
         finally:
