@@ -44,7 +44,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(WITH) bench -- $(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(WITH) bench -- $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	-$(SERVICES) stop run; $(SERVICES) stop test; $(SERVICES) stop bench
