@@ -47,6 +47,7 @@ class Job:
     body: bytes
     attempts: int = 0  # HTTP requests made so far
     tier: int = 0  # wait tiers gone through so far
+    deferred: int = 0  # times put off because its schema was at its limit (no request made)
     occurred_at: float | None = None  # for the lag metric; not carried through retries
 
     @property
@@ -61,7 +62,7 @@ class Job:
             t.H_QUEUE_ID: self.queue_id,
             t.H_ATTEMPTS: self.attempts,
             t.H_TIER: self.tier,
-        }
+        } | ({t.H_DEFERRED: self.deferred} if self.deferred else {})
 
     @classmethod
     def from_message(cls, inbound: Inbound) -> Job:
@@ -74,6 +75,7 @@ class Job:
             body=inbound.body,
             attempts=int(h.get(t.H_ATTEMPTS, 0)),
             tier=int(h.get(t.H_TIER, 0)),
+            deferred=int(h.get(t.H_DEFERRED, 0)),
         )
 
 
@@ -91,7 +93,7 @@ class Pipeline:
         self.cache = cache
         self.sender = sender
         self.metrics = metrics
-        self._per_schema: dict[int, asyncio.Semaphore] = {}
+        self._busy: dict[int, int] = {}  # schema id -> requests in flight
 
     # -- events ---------------------------------------------------------------------------
     async def on_event(self, inbound: Inbound) -> None:
@@ -140,7 +142,20 @@ class Pipeline:
 
     # -- one hook's delivery, start to settled ----------------------------------------------
     async def _run(self, job: Job, hook: Hook) -> None:
-        attempt, job = await self._attempts(job, hook)
+        schema_id = hook.schema.id
+        busy = self._busy.get(schema_id, 0)
+        if busy >= self.settings.schema_concurrency and self.settings.retry_delays:
+            await self._defer(job, hook)
+            return
+        self._busy[schema_id] = busy + 1
+        try:
+            attempt, job = await self._attempts(job, hook)
+        finally:
+            left = self._busy[schema_id] - 1
+            if left:
+                self._busy[schema_id] = left
+            else:
+                del self._busy[schema_id]
         now = time.time()
         verdict = judge(attempt, hook.schema.url, now)
         self._log_outcome(job, hook, attempt, verdict)
@@ -197,6 +212,25 @@ class Pipeline:
         headers[t.H_ERROR] = verdict.error
         await self.broker.publish_wait(job.body, headers, delay, wait)
         self.metrics.retried(job.tier)
+
+    async def _defer(self, job: Job, hook: Hook) -> None:
+        """The schema has its fill of requests in flight: rather than hold this delivery in
+        memory (and its event unacked), hand it to the broker through the shortest wait tier.
+        No request was made, so neither the attempt count nor the tier moves: the delivery
+        keeps its whole series of attempts for when it is sent."""
+        delay = min(self.settings.retry_delays)
+        nxt = replace(job, deferred=job.deferred + 1)
+        headers = nxt.headers()
+        headers[t.H_ERROR] = (
+            f"deferred: schema {hook.schema.id} had {self.settings.schema_concurrency}"
+            " requests in flight"
+        )
+        await self.broker.publish_wait(job.body, headers, delay, delay)
+        self.metrics.deferred()
+        log.info(
+            "delivery deferred", event_id=job.event_id, hook_id=hook.id,
+            schema_id=hook.schema.id, deferred=nxt.deferred, wait_s=delay,
+        )  # fmt: skip
 
     async def _dead(self, job: Job, reason: DeadReason, error: str) -> None:
         headers = job.headers()

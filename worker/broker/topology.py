@@ -23,6 +23,8 @@ H_HOOK_ID = "queue-hooks-hook-id"
 H_QUEUE_ID = "queue-hooks-queue-id"
 H_EVENT = "queue-hooks-event"
 H_TIER = "queue-hooks-tier"  # how many wait tiers this delivery has been through
+# Times a delivery was put off, without a request, because its schema had too many in flight.
+H_DEFERRED = "queue-hooks-deferred"
 
 
 def delay_label(seconds: float) -> str:
