@@ -68,14 +68,15 @@ class Bench:
         await seed(self.dsn, targets, filler)
 
     async def drain(
-        self, worker: Worker, path: str, count: int, within: float, cut: bool = False
-    ) -> float:
+        self, worker: Worker, path: str, count: int, within: float, cut: bool = False,
+        consumers: int = 1,
+    ) -> float:  # fmt: skip
         """Start the worker on a backlog; wait for `count` arrivals at `path`; their rate.
 
         With `cut`, a run still going after `within` seconds is stopped and its rate is what
         arrived per second so far (a stalled worker must not make the benchmark run for hours).
         """
-        await worker.start(self.broker)
+        await worker.start(self.broker, consumers)
         try:
             deadline = time.monotonic() + within
             while (got := await self.rx.count(path)) < count:
@@ -123,6 +124,20 @@ class Bench:
         rate = await self.drain(Worker("e2e"), "/fast/1", n, 600)
         self.figures["e2e_per_s"] = round(rate)
         self.figures["e2e_ratio"] = round(rate / self.figures["ceiling_per_s"], 3)
+
+    async def end_to_end_two(self) -> None:
+        """The same, with two `queue-hooks run` processes (what one process cannot reach)."""
+        n = self.sizes.n
+        await self.fresh([Target(1, self.rx.url("/fast/1"))])
+        await self.broker.publish(self.events(n))
+        first = Worker("e2e-two-a")
+        await first.start(self.broker)
+        try:
+            rate = await self.drain(Worker("e2e-two-b"), "/fast/1", n, 600, consumers=2)
+        finally:
+            await first.stop()
+        self.figures["e2e_two_per_s"] = round(rate)
+        self.figures["e2e_two_ratio"] = round(rate / self.figures["ceiling_per_s"], 3)
 
     async def latency(self) -> None:
         rate, seconds = self.sizes.latency_rate, self.sizes.latency_seconds
@@ -222,6 +237,8 @@ ROWS = [
     ("ceiling (bare aio-pika consumer)", "ceiling_per_s", "events/s", None),
     ("end to end, one process", "e2e_per_s", "deliveries/s", None),
     ("end to end / ceiling", "e2e_ratio", "", ">= 0.4"),
+    ("end to end, two processes", "e2e_two_per_s", "deliveries/s", None),
+    ("two processes / ceiling", "e2e_two_ratio", "", ">= 0.4"),
     ("latency p50 at 200/s", "latency_p50_ms", "ms", None),
     ("latency p99 at 200/s", "latency_p99_ms", "ms", "<= 20"),
     ("latency max at 200/s", "latency_max_ms", "ms", None),
@@ -255,10 +272,20 @@ async def main(quick: bool, only: list[str]) -> None:
     bench = Bench(sizes, settings, receiver, broker)
     info = machine() | {"rabbitmq": broker.version, "date": datetime.now(UTC).isoformat()[:19]}
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
-    steps = ["ceiling", "end_to_end", "latency", "slow", "one_down", "many_hooks", "memory"]
+    steps = [
+        "ceiling",
+        "end_to_end",
+        "end_to_end_two",
+        "latency",
+        "slow",
+        "one_down",
+        "many_hooks",
+        "memory",
+    ]
     try:
         for step in steps:
-            if only and step not in only and not (step == "ceiling" and "end_to_end" in only):
+            needs_ceiling = step == "ceiling" and any(s.startswith("end_to_end") for s in only)
+            if only and step not in only and not needs_ceiling:
                 continue
             started = time.monotonic()
             await getattr(bench, step)()
