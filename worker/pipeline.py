@@ -26,6 +26,7 @@ from schemas.payload import build_body, encode_data
 from worker.broker import Broker, Inbound
 from worker.broker import topology as t
 from worker.deliver import Attempt, Sender
+from worker.gate import Gate
 from worker.metrics import Metrics
 from worker.model import Hook
 from worker.policy import Dead, DeadReason, Delivered, Retry, judge, quick_retryable, tier_wait
@@ -93,7 +94,9 @@ class Pipeline:
         self.cache = cache
         self.sender = sender
         self.metrics = metrics
-        self._busy: dict[int, int] = {}  # schema id -> requests in flight
+        self._gates: dict[int, Gate] = {}  # schema id -> its requests in flight and waiting
+        # Without wait tiers nothing can be deferred: deliveries then wait for a slot.
+        self._stall = settings.schema_stall if settings.retry_delays else float("inf")
 
     # -- events ---------------------------------------------------------------------------
     async def on_event(self, inbound: Inbound) -> None:
@@ -143,19 +146,18 @@ class Pipeline:
     # -- one hook's delivery, start to settled ----------------------------------------------
     async def _run(self, job: Job, hook: Hook) -> None:
         schema_id = hook.schema.id
-        busy = self._busy.get(schema_id, 0)
-        if busy >= self.settings.schema_concurrency and self.settings.retry_delays:
+        gate = self._gates.get(schema_id)
+        if gate is None:
+            gate = self._gates[schema_id] = Gate(self.settings.schema_concurrency, self._stall)
+        if not await gate.enter():
             await self._defer(job, hook)
             return
-        self._busy[schema_id] = busy + 1
         try:
             attempt, job = await self._attempts(job, hook)
         finally:
-            left = self._busy[schema_id] - 1
-            if left:
-                self._busy[schema_id] = left
-            else:
-                del self._busy[schema_id]
+            gate.release()
+            if not gate.busy and not gate.waiters:
+                self._gates.pop(schema_id, None)
         now = time.time()
         verdict = judge(attempt, hook.schema.url, now)
         self._log_outcome(job, hook, attempt, verdict)
@@ -214,16 +216,19 @@ class Pipeline:
         self.metrics.retried(job.tier)
 
     async def _defer(self, job: Job, hook: Hook) -> None:
-        """The schema has its fill of requests in flight: rather than hold this delivery in
-        memory (and its event unacked), hand it to the broker through the shortest wait tier.
-        No request was made, so neither the attempt count nor the tier moves: the delivery
-        keeps its whole series of attempts for when it is sent."""
-        delay = min(self.settings.retry_delays)
+        """The schema has its fill of requests in flight and they are not finishing: rather
+        than hold this delivery in memory (and its event unacked), hand it to the broker
+        through a wait tier. No request was made, so neither the attempt count nor the tier
+        moves: the delivery keeps its whole series of attempts for when it is sent. Repeated
+        deferrals climb the tiers' delays on their own count, so a schema that stays down
+        costs less and less."""
+        delays = self.settings.retry_delays
+        delay = delays[min(job.deferred, len(delays) - 1)]
         nxt = replace(job, deferred=job.deferred + 1)
         headers = nxt.headers()
         headers[t.H_ERROR] = (
             f"deferred: schema {hook.schema.id} had {self.settings.schema_concurrency}"
-            " requests in flight"
+            " requests in flight, none finished lately"
         )
         await self.broker.publish_wait(job.body, headers, delay, delay)
         self.metrics.deferred()
