@@ -219,6 +219,7 @@ def _failed(exc: BaseException, took: float) -> Attempt:
     return Attempt(None, took, f"{type(exc).__name__}: {detail}"[:300], refused=refused)
 
 
+@lru_cache(maxsize=4096)  # called for every outcome judged, with a schema's few URLs
 def describe_target(url: str) -> str:
     """A URL as it may appear in errors and dead letters: no userinfo, no query."""
     parts = urlsplit(url)
