@@ -1,10 +1,12 @@
-"""A schema at its limit of requests in flight: what exceeds it is deferred through a wait tier,
-without counting as an attempt, and another schema goes on meanwhile."""
+"""A schema at its limit of requests in flight: what exceeds it waits its turn, or is deferred
+through a wait tier once the schema stalls, never counting as an attempt; another schema goes
+on meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp import web
 
 from tests.conftest import StartWorker
@@ -30,16 +32,19 @@ def counting(hold: float, peak: list[int]) -> Behaviour:
     return slow
 
 
-async def test_deliveries_beyond_the_limit_are_deferred_and_keep_attempt_one(
-    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+@pytest.mark.parametrize("stall", [5.0, 0.05])
+async def test_a_schema_never_has_more_than_its_limit_in_flight_and_a_turn_is_no_attempt(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker, stall: float
 ) -> None:
+    """With 5 s the extra deliveries wait their turn (the receiver answers within 0.4 s);
+    with 0.05 s the schema counts as stalled and they are deferred through a wait tier."""
     await seed_queue(db, 1, 1)
     await seed_queue(db, 2, 1)
     await seed_hook(db, 1, "leaving", await seed_schema(db, receiver.url("/slow")))
     await seed_hook(db, 2, "leaving", await seed_schema(db, receiver.url("/fast")))
     peak = [0]
     receiver.on("/slow", counting(0.4, peak))
-    await start_worker(schema_concurrency=2)
+    worker = await start_worker(schema_concurrency=2, schema_stall=stall)
     for _ in range(5):
         await platform.publish(event(1, "leaving"))
     await platform.publish(event(2, "leaving"))
@@ -47,8 +52,12 @@ async def test_deliveries_beyond_the_limit_are_deferred_and_keep_attempt_one(
     slow = await receiver.wait_for(5, "/slow", within=30)
     assert peak[0] == 2
     assert len({r.webhook_id for r in slow}) == 5  # each delivered once
-    assert [r.attempt for r in slow] == [1] * 5  # a deferral is not an attempt
+    assert [r.attempt for r in slow] == [1] * 5  # neither waiting nor a deferral is an attempt
     assert await platform.depth(t.DEAD_QUEUE) == 0
+    deferred = worker.metrics.registry.get_sample_value(
+        "queue_hooks_deliveries_total", {"outcome": "deferred", "reason": ""}
+    )
+    assert (deferred or 0) > 0 if stall < 0.4 else not deferred
 
 
 async def test_a_deferred_delivery_of_a_disabled_hook_dead_letters_with_no_attempts(
@@ -57,7 +66,7 @@ async def test_a_deferred_delivery_of_a_disabled_hook_dead_letters_with_no_attem
     await seed_queue(db, 1, 1)
     hook = await seed_hook(db, 1, "leaving", await seed_schema(db, receiver.url("/slow")))
     receiver.on("/slow", counting(2.0, [0]))
-    await start_worker(schema_concurrency=1, retry_delays=(1.0,))
+    await start_worker(schema_concurrency=1, retry_delays=(1.0,), schema_stall=0.1)
     await platform.publish(event(1, "leaving"))
     await receiver.wait_for(1, "/slow")
     await platform.publish(event(1, "leaving"))  # deferred: the one slot is taken
