@@ -170,10 +170,9 @@ class HookCache:
         old_schemas = self._schemas
         if schemas is not None:
             self._schemas = build_schemas(schemas, self._read_secret, old_schemas)
-        same = self._schemas.keys() == old_schemas.keys() and all(
-            self._schemas[k] is v for k, v in old_schemas.items()
-        )
-        if same and before.revision >= 0:
+        # A schema added changes no hook; one changed or gone means rebuilding them all.
+        unchanged = all(self._schemas.get(k) is v for k, v in old_schemas.items())
+        if unchanged and before.revision >= 0:
             return patch_hooks(before, self._rows, rows, self._schemas)
         return build_hooks(rows, self._schemas)
 
