@@ -23,6 +23,7 @@ from typing import Any
 import aio_pika
 import orjson
 
+from bench import procs
 from bench.procs import Receiver, Worker
 from bench.workload import Broker, Target, event_id, leaving, seed, touch_filler_hook
 from worker.broker import topology as t
@@ -265,6 +266,8 @@ def table(figures: dict[str, Any]) -> str:
 async def main(quick: bool, only: list[str]) -> None:
     settings = Settings()
     sizes = QUICK if quick else Sizes()
+    if quick:  # keep the logs of the last real run
+        procs.LOGS = procs.LOGS.with_name("bench-quick")
     receiver = Receiver(int(os.environ.get("QH_BENCH_RECEIVER_PORT", "0")) or _free_port())
     broker = Broker(settings.amqp_url, settings.exchange)
     await receiver.start()

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     schema_concurrency: int = Field(default=256, ge=1)
     # Beyond that limit a delivery waits its turn while the schema makes progress; once none
     # of its requests has finished for this long, what waits is deferred (worker/gate.py).
-    schema_stall: Seconds = 0.5
+    schema_stall: Seconds = 0.25
     quick_retries: int = Field(default=2, ge=0, le=5)  # in-process, within about a second
     cache_poll: Seconds = 1.0  # safety re-check of the hook revision if a NOTIFY is missed
     secret_grace: Seconds = 86400.0  # previous secret still signs after a rotation
