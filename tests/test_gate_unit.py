@@ -26,7 +26,10 @@ async def test_a_stalled_schema_defers_its_waiters_and_newcomers() -> None:
     assert not await gate.enter()  # waited past the stall: defer
     assert not await gate.enter()  # still no progress: at once
     assert not gate.waiters
+    assert gate.first_report()  # logged once per stall
+    assert not gate.first_report()
     gate.release()
+    assert gate.first_report()  # progress ended that stall
     assert await gate.enter()  # idle again: a slot
 
 

@@ -18,7 +18,7 @@ from collections import deque
 
 
 class Gate:
-    __slots__ = ("busy", "limit", "progress", "stall", "waiters")
+    __slots__ = ("busy", "limit", "progress", "reported", "stall", "waiters")
 
     def __init__(self, limit: int, stall: float) -> None:
         self.limit = limit
@@ -26,6 +26,12 @@ class Gate:
         self.busy = 0  # requests in flight, counting a slot handed to a waiter
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.progress = time.monotonic()
+        self.reported = False  # this stall was logged (once per stall, not per deferral)
+
+    def first_report(self) -> bool:
+        """True once per stall: when to log it."""
+        first, self.reported = not self.reported, True
+        return first
 
     def stalled(self) -> bool:
         return time.monotonic() - self.progress > self.stall
@@ -57,6 +63,7 @@ class Gate:
 
     def release(self) -> None:
         self.progress = time.monotonic()
+        self.reported = False
         while self.waiters:
             turn = self.waiters.popleft()
             if not turn.done():

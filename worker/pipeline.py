@@ -150,7 +150,7 @@ class Pipeline:
         if gate is None:
             gate = self._gates[schema_id] = Gate(self.settings.schema_concurrency, self._stall)
         if not await gate.enter():
-            await self._defer(job, hook)
+            await self._defer(job, hook, gate.first_report())
             return
         try:
             attempt, job = await self._attempts(job, hook)
@@ -215,7 +215,7 @@ class Pipeline:
         await self.broker.publish_wait(job.body, headers, delay, wait)
         self.metrics.retried(job.tier)
 
-    async def _defer(self, job: Job, hook: Hook) -> None:
+    async def _defer(self, job: Job, hook: Hook, first: bool) -> None:
         """The schema has its fill of requests in flight and they are not finishing: rather
         than hold this delivery in memory (and its event unacked), hand it to the broker
         through a wait tier. No request was made, so neither the attempt count nor the tier
@@ -232,9 +232,12 @@ class Pipeline:
         )
         await self.broker.publish_wait(job.body, headers, delay, delay)
         self.metrics.deferred()
-        log.info(
-            "delivery deferred", event_id=job.event_id, hook_id=hook.id,
-            schema_id=hook.schema.id, deferred=nxt.deferred, wait_s=delay,
+        # One warning per stall, not one line per delivery: a dead receiver's share of the
+        # traffic would flood the log (the metric counts every deferral).
+        (log.warning if first else log.debug)(
+            "schema stalled, deliveries deferred" if first else "delivery deferred",
+            event_id=job.event_id, hook_id=hook.id, schema_id=hook.schema.id,
+            in_flight=self.settings.schema_concurrency, deferred=nxt.deferred, wait_s=delay,
         )  # fmt: skip
 
     async def _dead(self, job: Job, reason: DeadReason, error: str) -> None:
