@@ -50,7 +50,7 @@ chaos: install
 	$(WITH) test -- env QH_CHAOS_PROFILE=test $(BIN)/pytest tests/chaos $(PYTEST_ARGS)
 
 bench: install
-	$(WITH) bench -- $(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(WITH) bench -- $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	-$(SERVICES) stop run; $(SERVICES) stop test; $(SERVICES) stop bench

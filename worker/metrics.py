@@ -64,6 +64,9 @@ class Metrics:
     def retried(self, tier: int) -> None:
         self.deliveries.labels("retried", "").inc()
 
+    def deferred(self) -> None:
+        self.deliveries.labels("deferred", "").inc()
+
     def dead(self, reason: str) -> None:
         self.deliveries.labels("dead", reason).inc()
 

@@ -28,6 +28,7 @@ from worker.broker import Broker, Inbound
 from worker.broker import topology as t
 from worker.deliver import Attempt, Sender
 from worker.errors import is_transient, one_line
+from worker.gate import Gate
 from worker.metrics import Metrics
 from worker.model import Hook
 from worker.policy import Dead, DeadReason, Delivered, Retry, judge, quick_retryable, tier_wait
@@ -49,6 +50,7 @@ class Job:
     body: bytes
     attempts: int = 0  # HTTP requests made so far
     tier: int = 0  # wait tiers gone through so far
+    deferred: int = 0  # times put off because its schema was at its limit (no request made)
     occurred_at: float | None = None  # for the lag metric; read back from the body on retries
 
     @property
@@ -63,7 +65,7 @@ class Job:
             t.H_QUEUE_ID: self.queue_id,
             t.H_ATTEMPTS: self.attempts,
             t.H_TIER: self.tier,
-        }
+        } | ({t.H_DEFERRED: self.deferred} if self.deferred else {})
 
     @classmethod
     def from_message(cls, inbound: Inbound) -> Job:
@@ -77,6 +79,7 @@ class Job:
             attempts=int(h.get(t.H_ATTEMPTS, 0)),
             tier=int(h.get(t.H_TIER, 0)),
             occurred_at=_occurred_at(inbound.body),
+            deferred=int(h.get(t.H_DEFERRED, 0)),
         )
 
 
@@ -94,7 +97,9 @@ class Pipeline:
         self.cache = cache
         self.sender = sender
         self.metrics = metrics
-        self._per_schema: dict[int, asyncio.Semaphore] = {}
+        self._gates: dict[int, Gate] = {}  # schema id -> its requests in flight and waiting
+        # Without wait tiers nothing can be deferred: deliveries then wait for a slot.
+        self._stall = settings.schema_stall if settings.retry_delays else float("inf")
 
     # -- events ---------------------------------------------------------------------------
     async def on_event(self, inbound: Inbound) -> None:
@@ -111,6 +116,9 @@ class Pipeline:
             return
         data = encode_data(event, self.cache.queue_variables(event.queue_id))
         jobs = [self._job(event, received_at, hook, data) for hook in hooks]
+        if len(hooks) == 1:  # the common case: no gather, no extra task
+            await self._run(jobs[0], hooks[0])
+            return
         await asyncio.gather(*(self._run(job, hook) for job, hook in zip(jobs, hooks, strict=True)))
 
     @staticmethod
@@ -154,7 +162,19 @@ class Pipeline:
 
     # -- one hook's delivery, start to settled ----------------------------------------------
     async def _run(self, job: Job, hook: Hook) -> None:
-        attempt, job = await self._attempts(job, hook)
+        schema_id = hook.schema.id
+        gate = self._gates.get(schema_id)
+        if gate is None:
+            gate = self._gates[schema_id] = Gate(self.settings.schema_concurrency, self._stall)
+        if not await gate.enter():
+            await self._defer(job, hook, gate.first_report())
+            return
+        try:
+            attempt, job = await self._attempts(job, hook)
+        finally:
+            gate.release()
+            if not gate.busy and not gate.waiters:
+                self._gates.pop(schema_id, None)
         now = time.time()
         verdict = judge(attempt, hook.schema.url, now)
         self._log_outcome(job, hook, attempt, verdict)
@@ -181,13 +201,23 @@ class Pipeline:
             self.metrics.attempt(result)
             return result
 
+        first = await once()
+        if not quick_retryable(first) or not self.settings.quick_retries:
+            return first, replace(job, attempts=made)
+        # Only now pay for tenacity (measured: a few percent of the hot path). It is handed the
+        # first result as its attempt 1, so waits and limits are exactly as if it made it.
+        primed = [first]
+
+        async def next_result() -> Attempt:
+            return primed.pop() if primed else await once()
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(1 + self.settings.quick_retries),
             wait=wait_random_exponential(multiplier=0.1, max=0.4),
             retry=retry_if_result(quick_retryable),
             retry_error_callback=_last_result,
         )
-        result: Attempt = await retrying(once)
+        result: Attempt = await retrying(next_result)
         return result, replace(job, attempts=made)
 
     async def _disable(self, hook_id: int) -> None:
@@ -211,6 +241,31 @@ class Pipeline:
         await self.broker.publish_wait(job.body, headers, delay, wait)
         self.metrics.retried(job.tier)
 
+    async def _defer(self, job: Job, hook: Hook, first: bool) -> None:
+        """The schema has its fill of requests in flight and they are not finishing: rather
+        than hold this delivery in memory (and its event unacked), hand it to the broker
+        through a wait tier. No request was made, so neither the attempt count nor the tier
+        moves: the delivery keeps its whole series of attempts for when it is sent. Repeated
+        deferrals climb the tiers' delays on their own count, so a schema that stays down
+        costs less and less."""
+        delays = self.settings.retry_delays
+        delay = delays[min(job.deferred, len(delays) - 1)]
+        nxt = replace(job, deferred=job.deferred + 1)
+        headers = nxt.headers()
+        headers[t.H_ERROR] = (
+            f"deferred: schema {hook.schema.id} had {self.settings.schema_concurrency}"
+            " requests in flight, none finished lately"
+        )
+        await self.broker.publish_wait(job.body, headers, delay, delay)
+        self.metrics.deferred()
+        # One warning per stall, not one line per delivery: a dead receiver's share of the
+        # traffic would flood the log (the metric counts every deferral).
+        (log.warning if first else log.debug)(
+            "schema stalled, deliveries deferred" if first else "delivery deferred",
+            event_id=job.event_id, hook_id=hook.id, schema_id=hook.schema.id,
+            in_flight=self.settings.schema_concurrency, deferred=nxt.deferred, wait_s=delay,
+        )  # fmt: skip
+
     async def _dead(self, job: Job, reason: DeadReason, error: str) -> None:
         headers = job.headers()
         headers[t.H_REASON] = reason
@@ -223,7 +278,7 @@ class Pipeline:
         )  # fmt: skip
 
     def _log_outcome(self, job: Job, hook: Hook, attempt: Attempt, verdict: object) -> None:
-        outcome = {Delivered: "delivered", Retry: "retry", Dead: "dead"}[type(verdict)]
+        outcome = _OUTCOMES[type(verdict)]
         if isinstance(verdict, Retry) and job.tier >= len(self.settings.retry_delays):
             outcome = "dead"  # no tier left: _schedule dead-letters it as exhausted
         log.info(
@@ -254,6 +309,9 @@ def _occurred_at(body: bytes) -> float | None:
         return datetime.fromisoformat(orjson.loads(body)["timestamp"]).timestamp()
     except (ValueError, KeyError, TypeError):
         return None
+
+
+_OUTCOMES: dict[type, str] = {Delivered: "delivered", Retry: "retry", Dead: "dead"}
 
 
 def _last_result(state: RetryCallState) -> Attempt:

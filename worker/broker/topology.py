@@ -24,6 +24,8 @@ H_QUEUE_ID = "queue-hooks-queue-id"
 H_EVENT = "queue-hooks-event"
 H_TIER = "queue-hooks-tier"  # how many wait tiers this delivery has been through
 H_ROUTING_KEY = "queue-hooks-routing-key"  # an invalid event's own key, for `dlq replay`
+# Times a delivery was put off, without a request, because its schema had too many in flight.
+H_DEFERRED = "queue-hooks-deferred"
 
 
 def delay_label(seconds: float) -> str:

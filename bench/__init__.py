@@ -1,0 +1,1 @@
+"""The benchmark of the whole path (`make bench`); see the README, Performance."""

@@ -1,0 +1,126 @@
+"""The processes the benchmark drives: the receiver and `queue-hooks run`, each its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.workload import Broker
+
+LOGS = Path(".local/bench")
+
+
+class Receiver:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.proc: asyncio.subprocess.Process | None = None
+        self.http: aiohttp.ClientSession | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.receiver", str(self.port), stdout=subprocess.DEVNULL
+        )
+        self.http = aiohttp.ClientSession()
+        async with asyncio.timeout(20):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    await self.stats()
+                    return
+                await asyncio.sleep(0.1)
+
+    async def _get(self, path: str, method: str = "GET") -> Any:
+        assert self.http is not None
+        async with self.http.request(method, self.url(path)) as response:
+            return orjson.loads(await response.read())
+
+    async def stats(self) -> dict[str, dict[str, float]]:
+        result: dict[str, dict[str, float]] = await self._get("/_stats")
+        return result
+
+    async def arrivals(self) -> list[tuple[str, float]]:
+        return [(a, b) for a, b in await self._get("/_arrivals")]
+
+    async def reset(self) -> None:
+        await self._get("/_reset", "POST")
+
+    async def count(self, path: str) -> int:
+        return int((await self.stats()).get(path, {}).get("count", 0))
+
+    async def wait_count(self, path: str, count: int, within: float) -> None:
+        async with asyncio.timeout(within):
+            while await self.count(path) < count:  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.1)
+
+    async def rate(self, path: str) -> float:
+        """Deliveries per second between the first and the last arrival."""
+        seg = (await self.stats())[path]
+        span = seg["last"] - seg["first"]
+        return (seg["count"] - 1) / span if span > 0 else 0.0
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        if self.proc is not None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 10)
+
+
+class Worker:
+    """One `queue-hooks run` process, with the default settings unless told otherwise."""
+
+    def __init__(self, name: str, **settings: str) -> None:
+        self.name = name
+        self.env = dict(os.environ)
+        self.env.update(
+            QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS="true",  # the receiver is on 127.0.0.1
+            QUEUE_HOOKS_METRICS_PORT="0",
+            QUEUE_HOOKS_SHUTDOWN_GRACE="2s",
+        )
+        self.env.update({f"QUEUE_HOOKS_{k.upper()}": v for k, v in settings.items()})
+        self.proc: asyncio.subprocess.Process | None = None
+        self.peak_rss_mb = 0.0
+
+    async def start(self, broker: Broker, consumers: int = 1) -> None:
+        os.makedirs(LOGS, exist_ok=True)
+        with open(LOGS / f"worker-{self.name}.log", "wb") as log:  # noqa: ASYNC230 - tiny
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "worker", "run", env=self.env, stderr=log,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+        async with asyncio.timeout(60):
+            while await broker.consumers() < consumers:
+                if self.proc.returncode is not None:
+                    raise RuntimeError(f"worker exited early: see {LOGS}/worker-{self.name}.log")
+                await asyncio.sleep(0.05)
+
+    def sample_rss(self) -> float:
+        """Peak resident set size so far (VmHWM), in MB."""
+        assert self.proc is not None
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_rss_mb = int(line.split()[1]) / 1024
+        return self.peak_rss_mb
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.sample_rss()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()

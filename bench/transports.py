@@ -1,0 +1,131 @@
+"""HTTP clients compared: N signed-size POSTs at 64 in flight to the benchmark's receiver.
+
+    python -m bench.transports [N]
+
+Prints requests per second for each; the figures are in the README, Performance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from bench.procs import Receiver
+from worker.deliver import Sender
+from worker.model import Schema
+
+BODY = b'{"type":"leaving","data":{' + b'"k":"v",' * 200 + b'"end":1}}'
+HEADERS = {"content-type": "application/json", "webhook-id": "x:1", "queue-hooks-attempt": "1"}
+IN_FLIGHT = 64
+
+Post = Callable[[str], Awaitable[int]]
+
+
+async def run(post: Post, url: str, n: int) -> float:
+    queue = iter(range(n))
+
+    async def lane() -> None:
+        for _ in queue:
+            status = await post(url)
+            assert status == 204, status
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
+    return n / (time.perf_counter() - started)
+
+
+async def httpx_default(url: str, n: int) -> float:
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(limits=limits) as client:
+
+        async def post(u: str) -> int:
+            return (await client.post(u, content=BODY, headers=HEADERS)).status_code
+
+        return await run(post, url, n)
+
+
+async def httpx_aiohttp(url: str, n: int) -> float:
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024))
+    async with httpx.AsyncClient(transport=AiohttpTransport(client=session)) as client:
+
+        async def post(u: str) -> int:
+            return (await client.post(u, content=BODY, headers=HEADERS)).status_code
+
+        return await run(post, url, n)
+
+
+async def httpx_transport_direct(url: str, n: int) -> float:
+    """httpx.Request in, httpx.Response out, but no AsyncClient: the transport is called as is."""
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024))
+    transport = AiohttpTransport(client=session)
+    parsed = httpx.URL(url)
+    try:
+
+        async def post(_u: str) -> int:
+            request = httpx.Request("POST", parsed, content=BODY, headers=HEADERS)
+            response = await transport.handle_async_request(request)
+            await response.aread()
+            await response.aclose()
+            return response.status_code
+
+        return await run(post, url, n)
+    finally:
+        await transport.aclose()
+
+
+async def aiohttp_direct(url: str, n: int) -> float:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024)) as session:
+
+        async def post(u: str) -> int:
+            async with session.post(u, data=BODY, headers=HEADERS) as response:
+                await response.read()
+                return response.status
+
+        return await run(post, url, n)
+
+
+async def worker_sender(url: str, n: int) -> float:
+    """What the worker does per attempt: headers, signature, timeout, the client it uses."""
+    schema = Schema(1, 1, "bench", url, "whsec_" + "A" * 44, (), 10.0)
+    sender = Sender(allow_private=True)
+    try:
+
+        async def post(_u: str) -> int:
+            attempt = await sender.post(schema, BODY, "x:1", 1)
+            return attempt.status or 0
+
+        return await run(post, url, n)
+    finally:
+        await sender.aclose()
+
+
+CLIENTS: dict[str, Callable[[str, int], Awaitable[float]]] = {
+    "httpx, its own pool (httpcore)": httpx_default,
+    "httpx over httpx-aiohttp": httpx_aiohttp,
+    "httpx-aiohttp transport, no AsyncClient": httpx_transport_direct,
+    "aiohttp directly": aiohttp_direct,
+    "worker.deliver.Sender (as shipped)": worker_sender,
+}
+
+
+async def main(n: int) -> None:
+    rx = Receiver(18555)
+    await rx.start()
+    try:
+        for name, bench in CLIENTS.items():
+            rate = await bench(rx.url("/fast/t"), n)
+            print(f"{name:<40} {rate:>8.0f} requests/s", flush=True)
+    finally:
+        await rx.stop()
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
