@@ -52,6 +52,7 @@ async def test_private_targets_are_blocked_on_the_address_connected_to(
     assert {d.headers[t.H_HOOK_ID] for d in dead} == set(hooks)
     for letter in dead:
         assert letter.headers[t.H_REASON] == "blocked", letter.headers
+        assert letter.headers[t.H_ATTEMPTS] == 0  # refused before any request
         error = str(letter.headers[t.H_ERROR])
         assert "not a public address" in error, error
     assert receiver.requests == []  # not one request reached the loopback receiver

@@ -198,6 +198,8 @@ class Pipeline:
             made += 1
             with self.metrics.in_flight():
                 result = await self.sender.post(hook.schema, job.body, job.webhook_id, made)
+            if result.blocked:
+                made -= 1  # refused before connecting: no HTTP request was made
             self.metrics.attempt(result)
             return result
 
