@@ -41,10 +41,3 @@ def unseal(stored: str | None, key: str | None) -> str | None:
         return _fernet(key).decrypt(stored[len(PREFIX) :].encode()).decode()
     except InvalidToken:
         raise SecretError("secret cannot be decrypted with QUEUE_HOOKS_SECRET_KEY") from None
-
-
-def mask(secret: str | None) -> str:
-    """What `list` shows: never the secret itself."""
-    if secret is None:
-        return "-"
-    return "encrypted" if secret.startswith(PREFIX) else "whsec_…"

@@ -198,9 +198,6 @@ class Broker:
             expiration=max(1, round(wait * 1000)) / 1000,
         )  # fmt: skip
 
-    async def publish_retry_now(self, body: bytes, headers: Headers) -> None:
-        await self._publish_to(RETRY_QUEUE, body, headers, "application/json")
-
     async def publish_dead(self, body: bytes, headers: Headers, content_type: str | None) -> None:
         # The timestamp is when it died: `dlq list` shows the age from it.
         await self._publish_to(DEAD_QUEUE, body, headers, content_type, timestamp=datetime.now(UTC))
