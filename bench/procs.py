@@ -90,6 +90,7 @@ class Worker:
         )
         self.env.update({f"QUEUE_HOOKS_{k.upper()}": v for k, v in settings.items()})
         self.proc: asyncio.subprocess.Process | None = None
+        self.spy: asyncio.subprocess.Process | None = None
         self.peak_rss_mb = 0.0
 
     async def start(self, broker: Broker, consumers: int = 1) -> None:
@@ -99,11 +100,22 @@ class Worker:
                 sys.executable, "-m", "worker", "run", env=self.env, stderr=log,
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
+        if os.environ.get("BENCH_PROFILE"):
+            await self._profile(self.proc.pid)
         async with asyncio.timeout(60):
             while await broker.consumers() < consumers:
                 if self.proc.returncode is not None:
                     raise RuntimeError(f"worker exited early: see {LOGS}/worker-{self.name}.log")
                 await asyncio.sleep(0.05)
+
+    async def _profile(self, pid: int) -> None:
+        """BENCH_PROFILE=1: py-spy samples the worker until it exits (collapsed stacks)."""
+        out = LOGS / f"profile-{self.name}-{pid}.txt"
+        spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+        self.spy = await asyncio.create_subprocess_exec(
+            spy, "record", "--format", "raw", "-r", "250", "-o", str(out), "--pid", str(pid),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
     def sample_rss(self) -> float:
         """Peak resident set size so far (VmHWM), in MB."""
@@ -124,3 +136,5 @@ class Worker:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+        if self.spy is not None:
+            await asyncio.wait_for(self.spy.wait(), 60)
