@@ -57,6 +57,7 @@ class Bench:
         self.broker = broker
         self.figures: dict[str, Any] = {}
         self.run_no = 0
+        self.cpu = 0.0  # CPU seconds the last drained worker used while draining
 
     def events(self, count: int, queues: tuple[int, ...] = (1,)) -> list[tuple[int, bytes]]:
         self.run_no += 1
@@ -78,6 +79,7 @@ class Bench:
         arrived per second so far (a stalled worker must not make the benchmark run for hours).
         """
         await worker.start(self.broker, consumers)
+        self.cpu = worker.cpu_seconds()
         try:
             deadline = time.monotonic() + within
             while (got := await self.rx.count(path)) < count:
@@ -88,6 +90,7 @@ class Bench:
                     return got / (time.time() - seg["first"])
                 worker.sample_rss()
                 await asyncio.sleep(0.2)
+            self.cpu = worker.cpu_seconds() - self.cpu
             return await self.rx.rate(path)
         finally:
             await worker.stop()
@@ -124,6 +127,8 @@ class Bench:
         await self.broker.publish(self.events(n))
         rate = await self.drain(Worker("e2e"), "/fast/1", n, 600)
         self.figures["e2e_per_s"] = round(rate)
+        # CPU per delivery: what a shared or slower machine changes least.
+        self.figures["e2e_cpu_us"] = round(self.cpu / n * 1e6)
         self.figures["e2e_ratio"] = round(rate / self.figures["ceiling_per_s"], 3)
 
     async def end_to_end_two(self) -> None:
@@ -238,6 +243,7 @@ ROWS = [
     ("ceiling (bare aio-pika consumer)", "ceiling_per_s", "events/s", None),
     ("end to end, one process", "e2e_per_s", "deliveries/s", None),
     ("end to end / ceiling", "e2e_ratio", "", ">= 0.4"),
+    ("worker CPU per delivery", "e2e_cpu_us", "us", None),
     ("end to end, two processes", "e2e_two_per_s", "deliveries/s", None),
     ("two processes / ceiling", "e2e_two_ratio", "", ">= 0.4"),
     ("latency p50 at 200/s", "latency_p50_ms", "ms", None),

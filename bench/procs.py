@@ -117,6 +117,12 @@ class Worker:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the worker has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def sample_rss(self) -> float:
         """Peak resident set size so far (VmHWM), in MB."""
         assert self.proc is not None

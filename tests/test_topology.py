@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import aiormq.exceptions
 import pytest
 
 from tests.conftest import TEST_DELAYS, StartWorker, make_settings
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
 from tests.receiver import Receiver, status
 from worker.app import Worker
 from worker.broker import topology as t
@@ -37,3 +38,35 @@ async def test_a_queue_declared_otherwise_that_holds_messages_stops_the_worker(
     worker = Worker(make_settings())
     with pytest.raises(Fatal, match=f"queue {t.DEAD_QUEUE} exists with other arguments"):
         await asyncio.wait_for(worker.run(), 30)
+
+
+async def test_a_consumer_the_broker_cancels_is_restored(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+) -> None:
+    """Someone deletes the events queue under a running worker: the broker cancels its
+    consumer; the worker declares the queue again and consumes from it."""
+    await seed_queue(db, 1, 1)
+    await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
+    await start_worker()
+    await platform.publish(event(1, "joined"))
+    await receiver.wait_for(1)
+
+    await platform.channel.queue_delete(t.EVENTS_QUEUE)
+    await until(lambda: _consumers_of(platform, t.EVENTS_QUEUE, 1), within=20)
+    await platform.publish(event(1, "joined"))
+    got = await receiver.wait_for(2)
+    assert len(got) == 2
+
+
+async def _consumers_of(platform: Platform, name: str, count: int) -> bool:
+    # A channel of its own: asking for a queue that is not there (yet) closes the channel.
+    channel = await platform.channel.get_underlay_channel()
+    probe = await channel.connection.channel()
+    try:
+        ok = await probe.queue_declare(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    return ok.consumer_count == count

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
+from typing import TextIO
 
 import orjson
 import structlog
@@ -16,6 +19,52 @@ def _dumps(obj: object, default: object = None) -> str:
 _tracebacks = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
 )
+
+
+class LineWriter:
+    """structlog's logger: lines written once per event-loop turn, not one write(2) each.
+
+    A busy worker logs a line per delivery, thousands a second; one write per line cost about
+    3 % of its CPU (measured with py-spy). Lines logged in one turn of the loop are joined and
+    written at the start of the next one, so they reach stderr within that turn, in order.
+    Outside a running loop (start-up, the CLI) each line is written at once.
+    """
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lines: list[str] = []
+
+    def msg(self, message: str) -> None:
+        self._lines.append(message)
+        if len(self._lines) > 1:
+            return  # a flush is already scheduled
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:
+            self.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+
+
+class _WriterHandler(logging.Handler):
+    """Library lines go through the same writer, so they stay in order with ours."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.msg(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def _keep(
@@ -31,6 +80,8 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     numeric = logging.getLevelNamesMapping()[level.upper()]
+    writer = LineWriter(sys.stderr)
+    atexit.register(writer.flush)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -42,11 +93,11 @@ def configure(fmt: str = "json", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: writer,
         cache_logger_on_first_use=True,
     )
     # Libraries log through the standard library: render their lines the same way.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _WriterHandler(writer)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[

@@ -7,21 +7,22 @@ The pipeline never sees an AMQP object: it gets an `Inbound` and returns or rais
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 import aiormq.exceptions
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from aiormq.abc import DeliveredMessage
 
 from worker.broker.topology import (
     BINDING_KEY,
@@ -80,9 +81,11 @@ class Broker:
     _conn: AbstractRobustConnection | None = None
     _consume: AbstractRobustChannel | None = None
     _publish: AbstractRobustChannel | None = None
-    _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
+    _handlers: dict[str, Handler] = field(default_factory=dict)  # queue name -> its handler
+    _consumers: list[tuple[aiormq.abc.AbstractChannel, str]] = field(default_factory=list)
     _declared: dict[str, AbstractQueue] = field(default_factory=dict)
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
+    _background: set[asyncio.Future[Any]] = field(default_factory=set)
     _closing: bool = False
 
     async def connect(self, *, attempts: int | None = None) -> None:
@@ -155,23 +158,66 @@ class Broker:
                 await channel.close()
         return True
 
+    # -- consuming ---------------------------------------------------------------------------
+    # Consumers sit on the channel under aio-pika's (its "underlay" aiormq channel): aio-pika's
+    # own consumer wraps every message in an IncomingMessage and a second task, about 20 us of
+    # CPU a message (`python -m bench.consume`). The price is restoring them ourselves: after
+    # the robust channel reopens (aio-pika has re-declared our queues by then), and when the
+    # broker cancels one (its queue deleted, a quorum leader moved).
     async def consume(self, on_event: Handler, on_retry: Handler) -> None:
-        self._channel(self._consume)  # raises when not connected
-        for name, handler in ((EVENTS_QUEUE, on_event), (RETRY_QUEUE, on_retry)):
-            # The declared queue objects, not get_queue(ensure=False): only those are
-            # registered with the robust channel, which restores their consumers after a
-            # reconnect. Without that, a worker reconnects and silently consumes nothing.
-            queue = self._declared[name]
-            tag = await queue.consume(self._dispatcher(handler))
-            self._consumers.append((queue, tag))
+        channel = self._channel(self._consume)  # raises when not connected
+        self._handlers = {EVENTS_QUEUE: on_event, RETRY_QUEUE: on_retry}
+        channel.reopen_callbacks.add(self._on_reopen)
+        await self._start_consumers()
+
+    async def _start_consumers(self) -> None:
+        raw = await self._channel(self._consume).get_underlay_channel()
+        raw.on_consumer_cancel_callbacks.add(self._on_cancelled)
+        self._consumers = []
+        for name, handler in self._handlers.items():
+            ok = await raw.basic_consume(name, self._dispatcher(handler))
+            assert ok.consumer_tag is not None
+            self._consumers.append((raw, ok.consumer_tag))
+
+    async def _on_reopen(self, *_args: object) -> None:
+        if not self._handlers:
+            return
+        try:
+            await self._start_consumers()
+        except Exception as exc:  # aio-pika drops a callback's error silently: say it
+            log.warning(
+                "could not restore consumers; waiting for the next reopen", error=one_line(exc)
+            )
+        else:
+            log.info("consumers restored")
+
+    def _on_cancelled(self, frame: aiormq.spec.Basic.Cancel) -> None:
+        """The broker dropped a consumer: close the channel, so the robust channel reopens it,
+        declares our queues again and `_on_reopen` consumes afresh."""
+        if self._consume is None or not self._handlers:
+            return
+        log.warning("broker cancelled a consumer; reopening the channel", tag=frame.consumer_tag)
+        task = asyncio.ensure_future(self._reopen_consuming())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reopen_consuming(self) -> None:
+        try:
+            raw = await self._channel(self._consume).get_underlay_channel()
+            await raw.close()  # the robust channel sees an unexpected close and restores
+        except Exception as exc:
+            log.warning("could not reopen the consuming channel", error=one_line(exc))
 
     async def stop_consuming(self) -> None:
+        self._handlers = {}
         consumers, self._consumers = self._consumers, []
-        for queue, tag in consumers:
+        for raw, tag in consumers:
+            if raw.is_closed:
+                continue  # the connection is gone already: nothing to cancel
             try:
-                await queue.cancel(tag)
-            except Exception as exc:  # the connection may be gone already: nothing to cancel
-                log.warning("could not cancel consumer", queue=queue.name, error=one_line(exc))
+                await raw.basic_cancel(tag)
+            except Exception as exc:
+                log.warning("could not cancel consumer", tag=tag, error=one_line(exc))
 
     async def drain(self, grace: float) -> int:
         """Wait up to `grace` for in-flight messages; hand back the rest. Returns that count."""
@@ -254,17 +300,19 @@ class Broker:
         return channel
 
     async def _dead_poison(
-        self, message: AbstractIncomingMessage, inbound: Inbound, exc: BaseException
+        self, message: DeliveredMessage, inbound: Inbound, exc: BaseException
     ) -> None:
         error = f"the worker failed on this message {_deliveries(inbound)} times: {one_line(exc)}"
         log.error("message set aside as invalid", error=error, exc_info=exc)
         headers = {H_ATTEMPTS: 0, **inbound.headers, H_REASON: "invalid", H_ERROR: error}
         await self.publish_dead(inbound.body, headers, inbound.content_type)
-        await _settle(message.ack())
+        await _settle(_ack(message))
 
     # -- the one place outcomes become ack / requeue ------------------------------------------
-    def _dispatcher(self, handler: Handler) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
-        async def dispatch(message: AbstractIncomingMessage) -> None:
+    def _dispatcher(
+        self, handler: Handler
+    ) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
+        async def dispatch(message: DeliveredMessage) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self.in_flight.add(task)
@@ -276,19 +324,20 @@ class Broker:
 
         return dispatch
 
-    async def _dispatch(self, message: AbstractIncomingMessage, handler: Handler) -> None:
+    async def _dispatch(self, message: DeliveredMessage, handler: Handler) -> None:
+        properties = message.header.properties
         inbound = Inbound(
             body=message.body,
-            headers=dict(message.headers or {}),
-            content_type=message.content_type,
-            timestamp=message.timestamp,
+            headers=dict(properties.headers or {}),
+            content_type=properties.content_type,
+            timestamp=properties.timestamp,
             redelivered=bool(message.redelivered),
             routing_key=message.routing_key or "",
         )
         try:
             await handler(inbound)
         except asyncio.CancelledError:
-            await _settle(message.nack(requeue=True))  # shutdown past its grace: hand it back
+            await _settle(_nack(message))  # shutdown past its grace: hand it back
             raise
         except Exception as exc:
             kind = classify(exc)
@@ -297,15 +346,25 @@ class Broker:
                 return
             if kind is Kind.FATAL:
                 log.error("unexpected error, stopping", exc_info=exc)
-                await _settle(message.nack(requeue=True))
+                await _settle(_nack(message))
                 self.on_fatal(exc)
                 return
             # Transient: the broker keeps the message; a pause avoids a hot redelivery loop.
             log.warning("message handed back", error=one_line(exc), kind=kind.value)
             await asyncio.sleep(1.0)
-            await _settle(message.nack(requeue=True))
+            await _settle(_nack(message))
         else:
-            await _settle(message.ack())
+            await _settle(_ack(message))
+
+
+def _ack(message: DeliveredMessage) -> Awaitable[None]:
+    # On the channel it came by: after a reconnect that one is closed, and the broker has
+    # requeued the message already.
+    return message.channel.basic_ack(message.delivery_tag or 0)
+
+
+def _nack(message: DeliveredMessage) -> Awaitable[None]:
+    return message.channel.basic_nack(message.delivery_tag or 0, requeue=True)
 
 
 # A message that made the worker fail this many times is set aside, so that one message can
