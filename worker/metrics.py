@@ -3,8 +3,7 @@ outcomes, reasons, status classes; never event ids, hook ids or URLs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -53,11 +52,19 @@ class Metrics:
             "queue_hooks_queue_messages", "Messages ready in our queues", ["queue"], registry=r
         )
 
+        # Label children looked up once, not at every delivery (labels() takes a lock and
+        # builds a key each time); the label values are few and bounded, as above.
+        self._event = cache(self.events.labels)
+        self._response = cache(self.responses.labels)
+        self._delivered = self.deliveries.labels("delivered", "")
+        self.in_flight_now = 0  # read by the gauge at each scrape, not updated twice a request
+        self.inflight.set_function(lambda: self.in_flight_now)
+
     def event_consumed(self, event: str, outcome: str) -> None:
-        self.events.labels(event, outcome).inc()
+        self._event(event, outcome).inc()
 
     def delivered(self, attempt: Attempt, lag: float | None = None) -> None:
-        self.deliveries.labels("delivered", "").inc()
+        self._delivered.inc()
         if lag is not None:
             self.lag.observe(max(lag, 0.0))
 
@@ -72,16 +79,8 @@ class Metrics:
 
     def attempt(self, attempt: Attempt) -> None:
         status = attempt.status
-        self.responses.labels(f"{status // 100}xx" if status else "error").inc()
+        self._response(f"{status // 100}xx" if status else "error").inc()
         self.duration.observe(attempt.duration)
-
-    @contextmanager
-    def in_flight(self) -> Iterator[None]:
-        self.inflight.inc()
-        try:
-            yield
-        finally:
-            self.inflight.dec()
 
     def cache_loaded(self, snapshot: Snapshot, _took: float) -> None:
         self.cache_entries.set(len(snapshot.by_id))

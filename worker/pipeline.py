@@ -196,8 +196,11 @@ class Pipeline:
         async def once() -> Attempt:
             nonlocal made
             made += 1
-            with self.metrics.in_flight():
+            self.metrics.in_flight_now += 1
+            try:
                 result = await self.sender.post(hook.schema, job.body, job.webhook_id, made)
+            finally:
+                self.metrics.in_flight_now -= 1
             if result.blocked:
                 made -= 1  # refused before connecting: no HTTP request was made
             self.metrics.attempt(result)
