@@ -114,18 +114,20 @@ async def _drive_transport(transport: httpx.AsyncBaseTransport, url: str, n: int
         await transport.aclose()
 
 
-async def pyreqwest_transport(url: str, n: int) -> float:
-    from pyreqwest.client import ClientBuilder
-    from pyreqwest.compatibility.httpx import HttpxTransport
+# The candidates not chosen are not dependencies: `pip install pyreqwest pyqwest httpx-curl-cffi
+# aiosonic rnet` to run their rows (a row whose package is missing says so).
+def _optional(name: str) -> Any:
+    return importlib.import_module(name)
 
-    client = ClientBuilder().max_connections(1024).follow_redirects(False).build()
-    return await _drive_transport(HttpxTransport(client), url, n)
+
+async def pyreqwest_transport(url: str, n: int) -> float:
+    client = _optional("pyreqwest.client").ClientBuilder().max_connections(1024).build()
+    glue = _optional("pyreqwest.compatibility.httpx")
+    return await _drive_transport(glue.HttpxTransport(client), url, n)
 
 
 async def pyreqwest_direct(url: str, n: int) -> float:
-    from pyreqwest.client import ClientBuilder
-
-    client = ClientBuilder().max_connections(1024).follow_redirects(False).build()
+    client = _optional("pyreqwest.client").ClientBuilder().max_connections(1024).build()
     try:
 
         async def post(u: str) -> int:
@@ -137,12 +139,6 @@ async def pyreqwest_direct(url: str, n: int) -> float:
         return await run(post, url, n)
     finally:
         await client.close()
-
-
-# The candidates not chosen are not dependencies: `pip install pyqwest httpx-curl-cffi aiosonic
-# rnet` to run their rows (a row whose package is missing says so).
-def _optional(name: str) -> Any:
-    return importlib.import_module(name)
 
 
 async def pyqwest_transport(url: str, n: int) -> float:
