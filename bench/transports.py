@@ -20,6 +20,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from bench.procs import Receiver
 from worker.deliver import Sender
+from worker.deliver.transport import AiohttpTransport as OurTransport
 from worker.model import Schema
 
 BODY = b'{"type":"leaving","data":{' + b'"k":"v",' * 200 + b'"end":1}}'
@@ -71,6 +72,24 @@ async def httpx_transport_direct(url: str, n: int) -> float:
 
         async def post(_u: str) -> int:
             request = httpx.Request("POST", parsed, content=BODY, headers=HEADERS)
+            response = await transport.handle_async_request(request)
+            await response.aread()
+            await response.aclose()
+            return response.status_code
+
+        return await run(post, url, n)
+    finally:
+        await transport.aclose()
+
+
+async def our_transport(url: str, n: int) -> float:
+    """worker.deliver.transport, the request built with `stream=` as the Sender builds it."""
+    transport = OurTransport(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024)))
+    parsed = httpx.URL(url)
+    try:
+
+        async def post(_u: str) -> int:
+            request = httpx.Request("POST", parsed, headers=HEADERS, stream=httpx.ByteStream(BODY))
             response = await transport.handle_async_request(request)
             await response.aread()
             await response.aclose()
@@ -195,6 +214,7 @@ CLIENTS: dict[str, Callable[[str, int], Awaitable[float]]] = {
     "httpx, its own pool (httpcore)": httpx_default,
     "httpx over httpx-aiohttp": httpx_aiohttp,
     "httpx-aiohttp transport, no AsyncClient": httpx_transport_direct,
+    "our transport (worker.deliver.transport)": our_transport,
     "aiohttp directly": aiohttp_direct,
     "pyreqwest httpx transport, no AsyncClient": pyreqwest_transport,
     "pyreqwest directly": pyreqwest_direct,
@@ -213,12 +233,14 @@ async def main(n: int, only: list[str]) -> None:
         for name, bench in CLIENTS.items():
             if only and not any(o in name for o in only):
                 continue
+            cpu = time.process_time()  # this process only: the receiver is another one
             try:
                 rate = await bench(rx.url("/fast/t"), n)
             except ImportError as exc:
                 print(f"{name:<40} not installed ({exc.name})", flush=True)
                 continue
-            print(f"{name:<40} {rate:>8.0f} requests/s", flush=True)
+            cpu_us = (time.process_time() - cpu) / n * 1e6
+            print(f"{name:<40} {rate:>8.0f} requests/s {cpu_us:>6.1f} us CPU/request", flush=True)
     finally:
         await rx.stop()
 

@@ -1,38 +1,34 @@
 """All HTTP: the client, Standard Webhooks signing, and one attempt of one delivery.
 
-httpx is the API (Request, Response, the transport interface); the transport is aiohttp's
-(httpx-aiohttp), called directly rather than through httpx.AsyncClient: at 64 in flight httpx's
-own pool made about 400 requests/s, AsyncClient over this transport about 4,000 and the
-transport alone about 11,000 (the README, Performance). The client's extras are not wanted here
-anyway: no cookies kept between receivers, no redirects followed, our own timeout.
+httpx is the API (Request, Response, the transport interface); the transport is ours over
+aiohttp (`transport.py`), called directly rather than through httpx.AsyncClient: at 64 in
+flight httpx's own pool made about 600 requests/s, AsyncClient over httpx-aiohttp about 6,000
+and a transport called directly 11,000 or more (the README, Performance). The client's extras
+are not wanted here anyway: no cookies kept between receivers, no redirects followed, our own
+timeout over the whole attempt. `guard.py` keeps deliveries off private addresses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 import structlog
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
-from httpx_aiohttp import AiohttpTransport
 from standardwebhooks.webhooks import Webhook
 
 from worker import __version__
+from worker.deliver.guard import BlockedTarget, GuardedResolver, check_host, guarded_socket
+from worker.deliver.transport import AiohttpTransport
 from worker.model import Schema
 
 log = structlog.get_logger("queue_hooks.deliver")
 
-_NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 RESPONSE_CAP = 64 * 1024  # read at most this much of a reply: we only need its status
 # The headers we set; a schema's static headers can never replace them (contract §5), nor the
 # ones that would corrupt the request itself.
@@ -40,10 +36,6 @@ PROTECTED = frozenset(
     {"content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature",
      "queue-hooks-attempt", "host", "content-length", "transfer-encoding", "connection"}
 )  # fmt: skip
-
-
-class BlockedTarget(OSError):
-    """The schema's address is loopback, private, link-local, multicast or reserved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,71 +48,6 @@ class Attempt:
     refused: bool = False  # connection refused or reset before a response: worth a quick retry
     blocked: bool = False
     retry_after: str | None = None
-
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        # IPv6 forms that carry an IPv4 address a gateway would reach: judge that one too.
-        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
-        if ip in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if any(v4 is not None and not _is_public(str(v4)) for v4 in embedded):
-            return False
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def guarded_socket(addr_info: tuple[Any, ...]) -> socket.socket:
-    """aiohttp's socket factory: the last word on every address about to be connected to.
-
-    aiohttp skips the resolver for hosts it takes for IP literals, and then lets the OS parse
-    them (`127.1` and `2130706433` are 127.0.0.1), so the address is normalised the same way
-    here and refused unless public: no URL spelling and no DNS answer gets around it.
-    """
-    family, kind, proto, _name, sockaddr = addr_info
-    try:
-        found = socket.getaddrinfo(sockaddr[0], sockaddr[1], family, kind, proto, _NUMERIC)
-    except socket.gaierror:
-        raise BlockedTarget(f"{sockaddr[0]} is not an address that can be checked") from None
-    for *_rest, address in found:
-        if not _is_public(str(address[0])):
-            raise BlockedTarget(f"{address[0]} is not a public address")
-    return socket.socket(family, kind, proto)
-
-
-def check_host(host: str) -> None:
-    """Raises BlockedTarget for an IP literal that is not public (no DNS involved)."""
-    try:
-        public = _is_public(host.strip("[]"))
-    except ValueError:
-        return  # a name: the resolver checks what it resolves to
-    if not public:
-        raise BlockedTarget(f"{host} is not a public address")
-
-
-class GuardedResolver(AbstractResolver):
-    """Checks the addresses actually connected to, so DNS changed after save cannot sneak by."""
-
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        allowed = [r for r in found if _is_public(r["host"])]
-        if not allowed:
-            shown = ", ".join(sorted({r["host"] for r in found}))
-            raise BlockedTarget(f"{host} resolves to {shown}, not a public address")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 @lru_cache(maxsize=4096)
@@ -174,9 +101,12 @@ class Sender:
             keepalive_timeout=30,
         )
         session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None),  # post's deadline covers the attempt
         )
-        self._transport = AiohttpTransport(client=session)
+        self._transport = AiohttpTransport(session)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -209,10 +139,11 @@ class Sender:
     async def _send(
         self, schema: Schema, body: bytes, headers: dict[str, str], started: float
     ) -> Attempt:
+        # `stream=`, not `content=`: httpx would encode the body and add Host and Content-Length
+        # (about 7 us a request); the transport sends the bytes and aiohttp writes those two.
         request = httpx.Request(
-            "POST", _url(schema.url), content=body, headers=headers,
-            extensions={"timeout": _timeouts(schema.timeout)},
-        )  # fmt: skip
+            "POST", _url(schema.url), headers=headers, stream=httpx.ByteStream(body)
+        )
         response = await self._transport.handle_async_request(request)
         try:
             read = 0
@@ -240,11 +171,6 @@ def _hostname(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-@lru_cache(maxsize=64)
-def _timeouts(seconds: float) -> dict[str, float | None]:
-    return httpx.Timeout(seconds).as_dict()
-
-
 def _failed(exc: BaseException, took: float) -> Attempt:
     chain: list[BaseException] = []
     cur: BaseException | None = exc
@@ -261,8 +187,8 @@ def _failed(exc: BaseException, took: float) -> Attempt:
     refused = any(isinstance(e, ConnectionRefusedError | ConnectionResetError) for e in chain) or (
         isinstance(exc, httpx.ConnectError) and "refused" in str(exc).lower()
     )
-    # httpx-aiohttp maps aiohttp's errors loosely (a dropped connection becomes ConnectTimeout):
-    # name the error aiohttp raised, it says what happened.
+    # The transport maps aiohttp's errors to httpx's broad classes: name the error aiohttp
+    # raised, it says what happened.
     shown = next((e for e in chain if isinstance(e, aiohttp.ClientError)), exc)
     detail = " ".join(str(shown).split()) or type(shown).__name__
     return Attempt(None, took, f"{type(shown).__name__}: {detail}"[:300], refused=refused)
@@ -277,3 +203,9 @@ def describe_target(url: str) -> str:
         host = f"[{host}]"  # an IPv6 literal, as it was written
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+__all__ = [
+    "PROTECTED", "Attempt", "BlockedTarget", "Sender", "check_host", "describe_target",
+    "guarded_socket", "request_headers", "sign",
+]  # fmt: skip
