@@ -7,6 +7,7 @@ The pipeline never sees an AMQP object: it gets an `Inbound` and returns or rais
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from aio_pika.abc import (
 )
 from aiormq.abc import DeliveredMessage
 
+from worker.broker.acks import Acker
 from worker.broker.topology import (
     BINDING_KEY,
     DEAD_QUEUE,
@@ -86,6 +88,7 @@ class Broker:
     _declared: dict[str, AbstractQueue] = field(default_factory=dict)
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
     _background: set[asyncio.Future[Any]] = field(default_factory=set)
+    _ackers: dict[int, Acker] = field(default_factory=dict)  # id(channel) -> its acker
     _closing: bool = False
 
     async def connect(self, *, attempts: int | None = None) -> None:
@@ -228,6 +231,9 @@ class Broker:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
+        for acker in list(self._ackers.values()):  # acks go out before the connection closes
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(acker.sent(), 5)
         return len(pending)
 
     async def close(self) -> None:
@@ -306,7 +312,7 @@ class Broker:
         log.error("message set aside as invalid", error=error, exc_info=exc)
         headers = {H_ATTEMPTS: 0, **inbound.headers, H_REASON: "invalid", H_ERROR: error}
         await self.publish_dead(inbound.body, headers, inbound.content_type)
-        await _settle(_ack(message))
+        self._acker(message).ack(message.delivery_tag or 0)
 
     # -- the one place outcomes become ack / requeue ------------------------------------------
     def _dispatcher(
@@ -324,6 +330,16 @@ class Broker:
 
         return dispatch
 
+    def _acker(self, message: DeliveredMessage) -> Acker:
+        """Acks go on the channel the message came by: after a reconnect that one is closed,
+        and the broker has requeued the message already."""
+        channel = message.channel
+        acker = self._ackers.get(id(channel))
+        if acker is None or acker.channel is not channel:
+            self._ackers = {k: a for k, a in self._ackers.items() if not a.channel.is_closed}
+            acker = self._ackers[id(channel)] = Acker(channel)
+        return acker
+
     async def _dispatch(self, message: DeliveredMessage, handler: Handler) -> None:
         properties = message.header.properties
         inbound = Inbound(
@@ -337,7 +353,9 @@ class Broker:
         try:
             await handler(inbound)
         except asyncio.CancelledError:
-            await _settle(_nack(message))  # shutdown past its grace: hand it back
+            await _settle(
+                self._acker(message).nack(message.delivery_tag or 0)
+            )  # shutdown past its grace: hand it back
             raise
         except Exception as exc:
             kind = classify(exc)
@@ -346,25 +364,15 @@ class Broker:
                 return
             if kind is Kind.FATAL:
                 log.error("unexpected error, stopping", exc_info=exc)
-                await _settle(_nack(message))
+                await _settle(self._acker(message).nack(message.delivery_tag or 0))
                 self.on_fatal(exc)
                 return
             # Transient: the broker keeps the message; a pause avoids a hot redelivery loop.
             log.warning("message handed back", error=one_line(exc), kind=kind.value)
             await asyncio.sleep(1.0)
-            await _settle(_nack(message))
+            await _settle(self._acker(message).nack(message.delivery_tag or 0))
         else:
-            await _settle(_ack(message))
-
-
-def _ack(message: DeliveredMessage) -> Awaitable[None]:
-    # On the channel it came by: after a reconnect that one is closed, and the broker has
-    # requeued the message already.
-    return message.channel.basic_ack(message.delivery_tag or 0)
-
-
-def _nack(message: DeliveredMessage) -> Awaitable[None]:
-    return message.channel.basic_nack(message.delivery_tag or 0, requeue=True)
+            self._acker(message).ack(message.delivery_tag or 0)
 
 
 # A message that made the worker fail this many times is set aside, so that one message can
