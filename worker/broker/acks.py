@@ -15,11 +15,12 @@ Measured (`make bench`, worker CPU per delivery and two processes' rate) in the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiormq
 import structlog
-
-from worker.errors import one_line
+from aiormq.abc import ChannelFrame
+from pamqp import commands as amqp
 
 log = structlog.get_logger("queue_hooks.broker")
 
@@ -68,18 +69,18 @@ FLUSH_EVERY = 0.005
 
 
 class Acker:
-    """Acks on one channel, sent every FLUSH_EVERY, in the order they were planned.
+    """Acks on one channel, written every FLUSH_EVERY: each plan as one write, in order.
 
     `ack` only notes the tag: the message's handler is done with it, and a lost ack costs a
-    redelivery at worst (at-least-once, as any ack lost with its connection). `sent` waits
-    for what was planned to be written, for a shutdown that closes the connection next.
+    redelivery at worst (at-least-once, as any ack lost with its connection). `sent` writes
+    what is planned and waits until it is written, for a shutdown that closes next.
     """
 
     def __init__(self, channel: aiormq.abc.AbstractChannel) -> None:
         self.channel = channel
         self.plan = AckPlan()
         self._timer: asyncio.TimerHandle | None = None  # the next flush, when one is due
-        self._last: asyncio.Task[None] | None = None  # the plan being sent, if any
+        self._written: asyncio.Future[None] | None = None  # the last plan's write
 
     def ack(self, tag: int) -> None:
         self.plan.finish(tag)
@@ -91,35 +92,37 @@ class Acker:
         self.plan.settle(tag)
 
     async def sent(self) -> None:
-        """Sends what is planned now, and returns once it is written (before a shutdown)."""
         if self._timer is not None:
             self._timer.cancel()
             self._flush()
-        if self._last is not None:
-            await self._last
+        if self._written is not None:
+            with contextlib.suppress(Exception):
+                await self._written
 
     def _flush(self) -> None:
         self._timer = None
         top, singles = self.plan.take()
-        if top is None and not singles:
+        frames = [amqp.Basic.Ack(tag, multiple=False) for tag in singles]
+        if top is not None:
+            frames.insert(0, amqp.Basic.Ack(top, multiple=True))
+        if not frames:
             return
-        # Plans go out in the order they were made: a later plan's `multiple` ack may cover
-        # tags that an earlier one acks singly, so those must reach the broker first (an ack
-        # of a tag already acked closes the channel: PRECONDITION_FAILED unknown delivery tag).
-        self._last = asyncio.ensure_future(self._send(top, singles, self._last))
+        if self.channel.is_closed:  # the broker has requeued them with the channel
+            log.warning("could not ack: the channel is closed", messages=len(frames))
+            return
+        # One frame of them all, queued here and now (not from a task): plans reach the broker
+        # in the order they were made, which matters, since a later plan's `multiple` ack may
+        # cover tags an earlier one acks singly, and acking a tag twice closes the channel
+        # (PRECONDITION_FAILED unknown delivery tag). aiormq has no call for several acks in
+        # one write; this is what its own basic_ack does for one.
+        written = self.channel.create_future()
+        written.add_done_callback(_retrieved)
+        payload = ChannelFrame.marshall(self.channel.number, frames, written)
+        self.channel.connection.write_queue.put_nowait(payload)
+        self._written = written
 
-    async def _send(
-        self, top: int | None, singles: list[int], previous: asyncio.Task[None] | None
-    ) -> None:
-        if previous is not None:
-            await previous  # never raises: see below
-        acks = ([(top, True)] if top is not None else []) + [(tag, False) for tag in singles]
-        try:
-            for n, (tag, multiple) in enumerate(acks, start=1):
-                # Queued in order; only the last waits until it is written (and so all before it).
-                await self.channel.basic_ack(tag, multiple=multiple, wait=n == len(acks))
-        except Exception as exc:
-            log.warning(
-                "could not ack; the broker will redeliver these messages",
-                messages=len(singles) + (1 if top is not None else 0), error=one_line(exc),
-            )  # fmt: skip
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """A write that failed with its connection: the broker redelivers; nothing to report."""
+    if not future.cancelled():
+        future.exception()
