@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable
 
@@ -125,7 +126,23 @@ class Worker:
         log.info("worker stopped", handed_back=handed_back)
 
 
+def tune_gc() -> None:
+    """The cyclic collector, set for a process that keeps a thousand messages in flight.
+
+    With the defaults (a collection every 700 new objects), objects of messages still in
+    flight survive collections, climb the generations and are traversed again and again: with
+    one receiver down (256 requests hanging, deliveries deferred) the worker spent about 11 %
+    of its CPU in the collector (0.74 s of a 6.5 s run; `make bench`, one_down). Objects from
+    start-up (modules, classes) are moved out of its way, and it runs 14 times less often;
+    most garbage here is freed by reference counting anyway. Measured: one receiver down
+    0.60-0.64 -> 0.70-0.74; end to end unchanged.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 async def serve(settings: Settings) -> None:
+    tune_gc()
     worker = Worker(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
