@@ -57,6 +57,7 @@ class Metrics:
         self._event = cache(self.events.labels)
         self._response = cache(self.responses.labels)
         self._delivered = self.deliveries.labels("delivered", "")
+        self._deferred = self.deliveries.labels("deferred", "")
         self.in_flight_now = 0  # read by the gauge at each scrape, not updated twice a request
         self.inflight.set_function(lambda: self.in_flight_now)
 
@@ -72,7 +73,7 @@ class Metrics:
         self.deliveries.labels("retried", "").inc()
 
     def deferred(self) -> None:
-        self.deliveries.labels("deferred", "").inc()
+        self._deferred.inc()
 
     def dead(self, reason: str) -> None:
         self.deliveries.labels("dead", reason).inc()
