@@ -165,7 +165,7 @@ class Broker:
     # -- consuming ---------------------------------------------------------------------------
     # Consumers sit on the channel under aio-pika's (its "underlay" aiormq channel): aio-pika's
     # own consumer wraps every message in an IncomingMessage and a second task, about 20 us of
-    # CPU a message (`python -m bench.consume`). The price is restoring them ourselves: after
+    # CPU a message (`python -m bench.amqp`). The price is restoring them ourselves: after
     # the robust channel reopens (aio-pika has re-declared our queues by then), and when the
     # broker cancels one (its queue deleted, a quorum leader moved).
     async def consume(self, on_event: Handler, on_retry: Handler) -> None:
@@ -275,7 +275,7 @@ class Broker:
         """Published, then confirmed by the broker: only then may the caller ack its message.
 
         On the channel under aio-pika's, as consuming is: aio-pika's Message and Exchange cost
-        about 20 us a publish (`python -m bench.publish`), and a receiver that is down has
+        about 20 us a publish (`python -m bench.amqp`), and a receiver that is down has
         every delivery of its share deferred, so published.
         """
         properties = amqp.Basic.Properties(
