@@ -63,16 +63,14 @@ async def httpx_aiohttp(url: str, n: int) -> float:
         return await run(post, url, n)
 
 
-async def httpx_transport_direct(url: str, n: int) -> float:
+async def direct(
+    transport: httpx.AsyncBaseTransport, request: Callable[[], httpx.Request], url: str, n: int
+) -> float:
     """httpx.Request in, httpx.Response out, but no AsyncClient: the transport is called as is."""
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024))
-    transport = AiohttpTransport(client=session)
-    parsed = httpx.URL(url)
     try:
 
         async def post(_u: str) -> int:
-            request = httpx.Request("POST", parsed, content=BODY, headers=HEADERS)
-            response = await transport.handle_async_request(request)
+            response = await transport.handle_async_request(request())
             await response.aread()
             await response.aclose()
             return response.status_code
@@ -80,24 +78,29 @@ async def httpx_transport_direct(url: str, n: int) -> float:
         return await run(post, url, n)
     finally:
         await transport.aclose()
+
+
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024))
+
+
+async def httpx_transport_direct(url: str, n: int) -> float:
+    parsed = httpx.URL(url)
+    return await direct(
+        AiohttpTransport(client=_session()),
+        lambda: httpx.Request("POST", parsed, content=BODY, headers=HEADERS),
+        url, n,
+    )  # fmt: skip
 
 
 async def our_transport(url: str, n: int) -> float:
     """worker.deliver.transport, the request built with `stream=` as the Sender builds it."""
-    transport = OurTransport(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024)))
     parsed = httpx.URL(url)
-    try:
-
-        async def post(_u: str) -> int:
-            request = httpx.Request("POST", parsed, headers=HEADERS, stream=httpx.ByteStream(BODY))
-            response = await transport.handle_async_request(request)
-            await response.aread()
-            await response.aclose()
-            return response.status_code
-
-        return await run(post, url, n)
-    finally:
-        await transport.aclose()
+    return await direct(
+        OurTransport(_session()),
+        lambda: httpx.Request("POST", parsed, headers=HEADERS, stream=httpx.ByteStream(BODY)),
+        url, n,
+    )  # fmt: skip
 
 
 async def aiohttp_direct(url: str, n: int) -> float:
