@@ -322,7 +322,7 @@ class Broker:
         log.error("message set aside as invalid", error=error, exc_info=exc)
         headers = {H_ATTEMPTS: 0, **inbound.headers, H_REASON: "invalid", H_ERROR: error}
         await self.publish_dead(inbound.body, headers, inbound.content_type)
-        self._acker(message).ack(message.delivery_tag or 0)
+        self._ack(message)
 
     # -- the one place outcomes become ack / requeue ------------------------------------------
     def _dispatcher(
@@ -339,6 +339,13 @@ class Broker:
                     self.in_flight.discard(task)
 
         return dispatch
+
+    def _ack(self, message: DeliveredMessage) -> None:
+        self._acker(message).ack(message.delivery_tag or 0)
+
+    async def _nack(self, message: DeliveredMessage) -> None:
+        """Handed back to the broker, at once (not gathered: it is the exception)."""
+        await _settle(self._acker(message).nack(message.delivery_tag or 0))
 
     def _acker(self, message: DeliveredMessage) -> Acker:
         """Acks go on the channel the message came by: after a reconnect that one is closed,
@@ -363,9 +370,7 @@ class Broker:
         try:
             await handler(inbound)
         except asyncio.CancelledError:
-            await _settle(
-                self._acker(message).nack(message.delivery_tag or 0)
-            )  # shutdown past its grace: hand it back
+            await self._nack(message)  # shutdown past its grace: hand it back
             raise
         except Exception as exc:
             kind = classify(exc)
@@ -374,15 +379,15 @@ class Broker:
                 return
             if kind is Kind.FATAL:
                 log.error("unexpected error, stopping", exc_info=exc)
-                await _settle(self._acker(message).nack(message.delivery_tag or 0))
+                await self._nack(message)
                 self.on_fatal(exc)
                 return
             # Transient: the broker keeps the message; a pause avoids a hot redelivery loop.
             log.warning("message handed back", error=one_line(exc), kind=kind.value)
             await asyncio.sleep(1.0)
-            await _settle(self._acker(message).nack(message.delivery_tag or 0))
+            await self._nack(message)
         else:
-            self._acker(message).ack(message.delivery_tag or 0)
+            self._ack(message)
 
 
 # A message that made the worker fail this many times is set aside, so that one message can
