@@ -358,6 +358,7 @@ class Broker:
         return acker
 
     async def _dispatch(self, message: DeliveredMessage, handler: Handler) -> None:
+        self._acker(message).plan.deliver(message.delivery_tag or 0)
         properties = message.header.properties
         inbound = Inbound(
             body=message.body,

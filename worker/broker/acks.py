@@ -2,11 +2,10 @@
 
 Acking each message as it finished cost the worker about 40 us of CPU a delivery in the
 end-to-end benchmark (measured against a consumer that acks nothing, and see FLUSH_EVERY).
-Messages finish roughly in the order they came, so the ones finished within a flush are
-mostly a run that starts at the lowest one still unsettled: one `basic.ack(multiple=True)`
-settles them all. A finished message above a gap (a lower one is still being handled, say by
-a slow receiver) is acked on its own at the same flush, never held back: held acks would fill
-the prefetch window.
+Messages finish roughly in the order they came, so most of the ones finished within a flush
+lie below the lowest message still being handled: one `basic.ack(multiple=True)` settles them
+all. A finished message above that one (say it waits on a slow receiver) is acked on its own
+at the same flush, never held back: held acks would fill the prefetch window.
 
 `AckPlan` is the bookkeeping, without I/O; `Acker` sends what it plans on one channel.
 Measured (`make bench`, worker CPU per delivery and two processes' rate) in the README.
@@ -26,37 +25,42 @@ log = structlog.get_logger("queue_hooks.broker")
 
 
 class AckPlan:
-    """Delivery tags on one channel run 1, 2, 3...; every one is settled exactly once."""
+    """Which acks to send, on one channel. Every delivered tag is settled exactly once.
 
-    __slots__ = ("done", "low", "settled")
+    It keeps the tags still being handled (at most the prefetch window), not those settled:
+    behind a request that hangs for its schema's whole timeout (up to 10 minutes), a set of
+    settled tags would grow by every message acked meanwhile.
+    """
+
+    __slots__ = ("done", "open")
 
     def __init__(self) -> None:
-        self.low = 1  # the lowest tag not known to be settled
-        self.settled: set[int] = set()  # tags above `low` acked or nacked already
+        self.open: set[int] = set()  # delivered, not yet finished or nacked
         self.done: list[int] = []  # finished since the last plan: to be acked
 
+    def deliver(self, tag: int) -> None:
+        self.open.add(tag)
+
     def finish(self, tag: int) -> None:
+        self.open.discard(tag)
         self.done.append(tag)
 
     def settle(self, tag: int) -> None:
-        """A tag settled elsewhere (nacked): runs may pass over it."""
-        self.settled.add(tag)
+        """Settled elsewhere (nacked): it no longer holds back a `multiple` ack."""
+        self.open.discard(tag)
 
     def take(self) -> tuple[int | None, list[int]]:
-        """(ack everything up to this tag with `multiple`, or None; then these one by one)."""
-        done = set(self.done)
-        self.done = []
-        top = None
-        while self.low in done or self.low in self.settled:
-            if self.low in done:
-                done.discard(self.low)
-                top = self.low
-            else:
-                self.settled.discard(self.low)
-            self.low += 1
-        singles = sorted(done)
-        self.settled.update(singles)
-        return top, singles
+        """(ack everything up to this tag with `multiple`, or None; then these one by one).
+
+        A `multiple` ack settles every unsettled tag up to its own, so it may only reach below
+        the lowest tag still being handled; what finished above that is acked singly."""
+        done, self.done = self.done, []
+        if not done:
+            return None, []
+        floor = min(self.open, default=max(done) + 1)
+        below = [tag for tag in done if tag < floor]
+        singles = sorted(tag for tag in done if tag > floor)
+        return (max(below) if below else None), singles
 
 
 # Acks wait this long to go out together. Per loop turn (no wait) they went out about 2 at a
