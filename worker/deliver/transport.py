@@ -15,6 +15,7 @@ none), proxies. Host and Content-Length are aiohttp's to write (from the URL and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -31,11 +32,9 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 )
 
 
-def _mapped(exc: Exception) -> httpx.TransportError | None:
-    for theirs, ours in _ERRORS:
-        if isinstance(exc, theirs):
-            return ours(str(exc) or type(exc).__name__)
-    return None
+def _mapped(exc: aiohttp.ClientError) -> httpx.TransportError:
+    ours = next(o for theirs, o in _ERRORS if isinstance(exc, theirs))  # ClientError: the last
+    return ours(str(exc) or type(exc).__name__)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -49,7 +48,7 @@ class _Body(httpx.AsyncByteStream):
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except aiohttp.ClientError as exc:
-            raise _mapped(exc) or httpx.ReadError(str(exc)) from exc
+            raise _mapped(exc) from exc
 
     async def aclose(self) -> None:
         # Released with its body read: the connection is reused; cut short: it is closed.
@@ -59,7 +58,6 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
-        self._urls: dict[str, yarl.URL] = {}  # a schema's URL, parsed once
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         options: dict[str, Any] = {}
@@ -73,26 +71,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await self._session.request(
                 request.method,
-                self._url(request.url),
+                _yarl(str(request.url)),
                 headers=request.headers.multi_items(),
                 data=request.read() or None,
                 allow_redirects=False,
                 **options,
             )
         except aiohttp.ClientError as exc:
-            raise _mapped(exc) or httpx.TransportError(str(exc)) from exc
+            raise _mapped(exc) from exc
         return httpx.Response(
             response.status, headers=response.raw_headers, stream=_Body(response), request=request
         )
 
-    def _url(self, url: httpx.URL) -> yarl.URL:
-        text = str(url)
-        parsed = self._urls.get(text)
-        if parsed is None:
-            if len(self._urls) > 4096:
-                self._urls.clear()
-            parsed = self._urls[text] = yarl.URL(text, encoded=True)
-        return parsed
-
     async def aclose(self) -> None:
         await self._session.close()
+
+
+@lru_cache(maxsize=4096)  # a schema's URL, parsed once: aiohttp would parse it every request
+def _yarl(url: str) -> yarl.URL:
+    return yarl.URL(url, encoded=True)
