@@ -27,6 +27,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as amqp
 
 from worker.broker.acks import Acker
+from worker.broker.batch import WaitPublisher, unpack
 from worker.broker.topology import (
     BINDING_KEY,
     DEAD_QUEUE,
@@ -91,6 +92,10 @@ class Broker:
     _background: set[asyncio.Future[Any]] = field(default_factory=set)
     _ackers: dict[int, Acker] = field(default_factory=dict)  # id(channel) -> its acker
     _closing: bool = False
+    _waits: WaitPublisher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._waits = WaitPublisher(self._publish_wait_now)
 
     async def connect(self, *, attempts: int | None = None) -> None:
         self._conn = await wait_for_broker(self.url, attempts=attempts)
@@ -179,7 +184,8 @@ class Broker:
         raw.on_consumer_cancel_callbacks.add(self._on_cancelled)
         self._consumers = []
         for name, handler in self._handlers.items():
-            ok = await raw.basic_consume(name, self._dispatcher(handler))
+            dispatch = self._dispatcher(handler, batches=name == RETRY_QUEUE)
+            ok = await raw.basic_consume(name, dispatch)
             assert ok.consumer_tag is not None
             self._consumers.append((raw, ok.consumer_tag))
 
@@ -246,8 +252,14 @@ class Broker:
     async def publish_wait(
         self, body: bytes, headers: Headers, tier_delay: float, wait: float
     ) -> None:
+        """Returns once the broker holds it, maybe together with others (`batch`)."""
+        await self._waits.put(body, headers, tier_delay, wait)
+
+    async def _publish_wait_now(
+        self, body: bytes, headers: Headers, content_type: str, tier_delay: float, wait: float
+    ) -> None:
         await self._publish_to(
-            wait_queue(tier_delay), body, headers, "application/json",
+            wait_queue(tier_delay), body, headers, content_type,
             expiration=max(1, round(wait * 1000)) / 1000,
         )  # fmt: skip
 
@@ -315,25 +327,25 @@ class Broker:
             raise ConnectionError("not connected to the broker")
         return channel
 
-    async def _dead_poison(
-        self, message: DeliveredMessage, inbound: Inbound, exc: BaseException
+    async def _set_aside(
+        self, message: DeliveredMessage, inbounds: list[Inbound], error: str
     ) -> None:
-        error = f"the worker failed on this message {_deliveries(inbound)} times: {one_line(exc)}"
-        log.error("message set aside as invalid", error=error, exc_info=exc)
-        headers = {H_ATTEMPTS: 0, **inbound.headers, H_REASON: "invalid", H_ERROR: error}
-        await self.publish_dead(inbound.body, headers, inbound.content_type)
+        """Each delivery dead-lettered `invalid` on its own (a batch too: one letter each)."""
+        for inbound in inbounds:
+            headers = {H_ATTEMPTS: 0, **inbound.headers, H_REASON: "invalid", H_ERROR: error}
+            await self.publish_dead(inbound.body, headers, inbound.content_type)
         self._ack(message)
 
     # -- the one place outcomes become ack / requeue ------------------------------------------
     def _dispatcher(
-        self, handler: Handler
+        self, handler: Handler, batches: bool
     ) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
         async def dispatch(message: DeliveredMessage) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self.in_flight.add(task)
             try:
-                await self._dispatch(message, handler)
+                await self._dispatch(message, handler, batches)
             finally:
                 if task is not None:
                     self.in_flight.discard(task)
@@ -357,26 +369,27 @@ class Broker:
             acker = self._ackers[id(channel)] = Acker(channel)
         return acker
 
-    async def _dispatch(self, message: DeliveredMessage, handler: Handler) -> None:
+    async def _dispatch(self, message: DeliveredMessage, handler: Handler, batches: bool) -> None:
         self._acker(message).plan.deliver(message.delivery_tag or 0)
-        properties = message.header.properties
-        inbound = Inbound(
-            body=message.body,
-            headers=dict(properties.headers or {}),
-            content_type=properties.content_type,
-            timestamp=properties.timestamp,
-            redelivered=bool(message.redelivered),
-            routing_key=message.routing_key or "",
-        )
         try:
-            await handler(inbound)
+            inbounds = _inbounds(message, batches)
+        except ValueError as exc:  # a batch that does not hold together: not one of ours
+            inbounds = _inbounds(message, batches=False)
+            log.warning("message set aside as invalid", error=one_line(exc))
+            await self._set_aside(message, inbounds, one_line(exc))
+            return
+        try:
+            await _handle(handler, inbounds)
         except asyncio.CancelledError:
             await self._nack(message)  # shutdown past its grace: hand it back
             raise
         except Exception as exc:
             kind = classify(exc)
-            if kind is Kind.FATAL and _deliveries(inbound) >= POISON_AFTER:
-                await self._dead_poison(message, inbound, exc)
+            tries = _deliveries(inbounds[0])
+            if kind is Kind.FATAL and tries >= POISON_AFTER:
+                error = f"the worker failed on this message {tries} times: {one_line(exc)}"
+                log.error("message set aside as invalid", error=error, exc_info=exc)
+                await self._set_aside(message, inbounds, error)
                 return
             if kind is Kind.FATAL:
                 log.error("unexpected error, stopping", exc_info=exc)
@@ -389,6 +402,37 @@ class Broker:
             await self._nack(message)
         else:
             self._ack(message)
+
+
+def _inbounds(message: DeliveredMessage, batches: bool) -> list[Inbound]:
+    """The deliveries a message carries: itself, or each of a wait batch (`batch`)."""
+    properties = message.header.properties
+    headers = dict(properties.headers or {})
+    timestamp, redelivered = properties.timestamp, bool(message.redelivered)
+    routing_key = message.routing_key or ""
+    items = unpack(headers, message.body) if batches else None
+    if items is None:
+        return [
+            Inbound(message.body, headers, properties.content_type, timestamp, redelivered,
+                    routing_key)
+        ]  # fmt: skip
+    count = {k: headers[k] for k in ("x-delivery-count",) if k in headers}  # poison counting
+    return [
+        Inbound(body, item | count, "application/json", timestamp, redelivered, routing_key)
+        for item, body in items
+    ]
+
+
+async def _handle(handler: Handler, inbounds: list[Inbound]) -> None:
+    """A batch's deliveries run side by side, and all run to their end: one failing must not
+    cut another short mid-request. The message is settled as one: the first error counts."""
+    if len(inbounds) == 1:
+        await handler(inbounds[0])
+        return
+    results = await asyncio.gather(*(handler(i) for i in inbounds), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 # A message that made the worker fail this many times is set aside, so that one message can

@@ -26,6 +26,8 @@ H_TIER = "queue-hooks-tier"  # how many wait tiers this delivery has been throug
 H_ROUTING_KEY = "queue-hooks-routing-key"  # an invalid event's own key, for `dlq replay`
 # Times a delivery was put off, without a request, because its schema had too many in flight.
 H_DEFERRED = "queue-hooks-deferred"
+# A wait message carrying several deliveries: the headers of each, in the order of its lines.
+H_JOBS = "queue-hooks-jobs"
 
 
 def delay_label(seconds: float) -> str:
