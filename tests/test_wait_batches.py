@@ -65,6 +65,24 @@ async def test_deliveries_waiting_together_share_a_message_and_come_back_each_on
     assert await platform.depth(t.DEAD_QUEUE) == 0
 
 
+async def test_a_batch_never_outgrows_the_frame_its_headers_travel_in(
+    db: Conn, platform: Platform, receiver: Receiver, broker: Broker, start_worker: StartWorker
+) -> None:
+    """80 deliveries with a 2,000-character last error: 160 KB of headers, more than the
+    128 KiB frame they would have to fit in as one message."""
+    await seed_queue(db, 1, 1)
+    hook = await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
+    await start_worker(retry_delays=(DELAY,))
+    batch = jobs(hook, 80)
+    await asyncio.gather(
+        *(broker.publish_wait(j.body, j.headers() | {t.H_ERROR: "x" * 2000}, DELAY, DELAY)
+          for j in batch)
+    )  # fmt: skip
+    assert 1 < await platform.depth(t.wait_queue(DELAY)) < 80
+    got = await receiver.wait_for(80, within=15)
+    assert {r.webhook_id for r in got} == {j.webhook_id for j in batch}
+
+
 async def test_each_delivery_of_a_batch_dead_letters_on_its_own(
     db: Conn, platform: Platform, receiver: Receiver, broker: Broker, start_worker: StartWorker
 ) -> None:

@@ -27,8 +27,11 @@ Headers = dict[str, Any]
 Publish = Callable[[bytes, Headers, str, float, float], Awaitable[None]]
 
 BATCH_TYPE = "application/x-ndjson"
-MAX_ITEMS = 200  # their headers stay far below the 128 KiB frame they must fit in
+MAX_ITEMS = 200
 MAX_BYTES = 4 << 20
+# Every header of a message travels in one frame, 128 KiB by default (frame_max): a batch's
+# headers stay well below it, whatever the length of each delivery's last error.
+MAX_HEADER_BYTES = 64 << 10
 
 
 def pack(items: list[tuple[Headers, bytes]]) -> tuple[bytes, Headers, str]:
@@ -57,10 +60,21 @@ class _Batch:
     done: asyncio.Future[None]
     items: list[tuple[Headers, bytes]] = field(default_factory=list)
     size: int = 0
+    header_size: int = 0
+
+    def add(self, headers: Headers, body: bytes) -> None:
+        self.items.append((headers, body))
+        self.size += len(body)
+        # An estimate from above: a field's name and value as text, plus its type and lengths.
+        self.header_size += sum(len(k) + len(str(v)) + 8 for k, v in headers.items())
 
     @property
     def full(self) -> bool:
-        return len(self.items) >= MAX_ITEMS or self.size >= MAX_BYTES
+        return (
+            len(self.items) >= MAX_ITEMS
+            or self.size >= MAX_BYTES
+            or self.header_size >= MAX_HEADER_BYTES
+        )
 
 
 class WaitPublisher:
@@ -80,18 +94,17 @@ class WaitPublisher:
         if batch is None:
             batch = self._open[key] = _Batch(asyncio.get_running_loop().create_future())
             if key not in self._out:
-                asyncio.get_running_loop().call_soon(self._send, key)
-        batch.items.append((headers, body))
-        batch.size += len(body)
+                asyncio.get_running_loop().call_soon(self._send, key, batch)
+        batch.add(headers, body)
         if batch.full:
-            self._send(key)
+            self._send(key, batch)
         # Shielded: a delivery cancelled while waiting (shutdown) must not cancel its batch.
         await asyncio.shield(batch.done)
 
-    def _send(self, key: tuple[float, float]) -> None:
-        batch = self._open.pop(key, None)
-        if batch is None:
+    def _send(self, key: tuple[float, float], batch: _Batch) -> None:
+        if self._open.get(key) is not batch:
             return  # sent already: it filled up before this turn came
+        del self._open[key]
         self._out[key] = self._out.get(key, 0) + 1
         task = asyncio.ensure_future(self._publish_batch(key, batch))
         self._tasks.add(task)
@@ -113,4 +126,4 @@ class WaitPublisher:
             if (left := self._out.pop(key) - 1) > 0:
                 self._out[key] = left
             elif key in self._open:
-                self._send(key)  # what gathered meanwhile goes now
+                self._send(key, self._open[key])  # what gathered meanwhile goes now
