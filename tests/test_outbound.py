@@ -212,6 +212,33 @@ async def test_a_silent_receiver_runs_into_the_deadline(
     assert "no response within 200 ms" in str(dead.headers[t.H_ERROR])
 
 
+async def test_a_reply_trickling_its_body_runs_into_the_deadline(
+    db: Conn, platform: Platform, start_worker: StartWorker
+) -> None:
+    """Answers 200 at once, then a byte of body every 50 ms, for ever: the deadline covers the
+    whole exchange, the body's read included, so each attempt ends at the schema's timeout."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=200)
+        response.content_length = 1 << 20
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await response.write(b"x")
+                await asyncio.sleep(0.05)
+        return response
+
+    async with server(trickle) as url:
+        await seed_queue(db, 1, 1)
+        await seed_hook(db, 1, "joined", await seed_schema(db, url, timeout_ms=300))
+        await start_worker(quick_retries=0)
+        await platform.publish(event(1, "joined"))
+        (dead,) = await platform.dead_letters(1)
+    assert dead.headers[t.H_REASON] == "exhausted"
+    assert "no response within 300 ms" in str(dead.headers[t.H_ERROR])
+
+
 async def test_plain_http_is_warned_about_once_per_schema(
     db: Conn, platform: Platform, receiver: Receiver
 ) -> None:

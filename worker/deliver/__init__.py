@@ -10,7 +10,6 @@ timeout over the whole attempt. `guard.py` keeps deliveries off private addresse
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from worker import __version__
 from worker.deliver.guard import BlockedTarget, GuardedResolver, check_host, guarded_socket
-from worker.deliver.transport import AiohttpTransport
+from worker.deliver.transport import DEADLINE, AiohttpTransport
 from worker.model import Schema
 
 log = structlog.get_logger("queue_hooks.deliver")
@@ -105,7 +104,7 @@ class Sender:
             connector=connector,
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=None),  # post's deadline covers the attempt
+            timeout=aiohttp.ClientTimeout(total=None),  # each request carries its deadline
         )
         self._transport = AiohttpTransport(session)
 
@@ -119,9 +118,8 @@ class Sender:
         try:
             if not self._allow_private:
                 check_host(_hostname(schema.url))
-            async with asyncio.timeout(schema.timeout):
-                return await self._send(schema, body, headers, started)
-        except TimeoutError:
+            return await self._send(schema, body, headers, started)
+        except TimeoutError:  # the deadline (transport.DEADLINE): aiohttp raises this one
             took = time.perf_counter() - started
             return Attempt(None, took, f"no response within {schema.timeout * 1000:.0f} ms")
         except Exception as exc:
@@ -143,8 +141,9 @@ class Sender:
         # `stream=`, not `content=`: httpx would encode the body and add Host and Content-Length
         # (about 7 us a request); the transport sends the bytes and aiohttp writes those two.
         request = httpx.Request(
-            "POST", _url(schema.url), headers=headers, stream=httpx.ByteStream(body)
-        )
+            "POST", _url(schema.url), headers=headers, stream=httpx.ByteStream(body),
+            extensions={DEADLINE: schema.timeout},
+        )  # fmt: skip
         response = await self._transport.handle_async_request(request)
         try:
             # Read (up to the cap) so that the connection can be reused; 204 and 304 have no
