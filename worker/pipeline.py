@@ -57,6 +57,14 @@ class Job:
     def webhook_id(self) -> str:
         return f"{self.event_id}:{self.hook_id}"
 
+    def attempted(self, attempts: int) -> Job:
+        """With its request count moved on. Built directly: dataclasses.replace looks the
+        fields up again each time, about 1 us on every delivery."""
+        return Job(
+            self.hook_id, self.event_id, self.event, self.queue_id, self.body, attempts,
+            self.tier, self.deferred, self.occurred_at,
+        )  # fmt: skip
+
     def headers(self) -> dict[str, object]:
         return {
             t.H_HOOK_ID: self.hook_id,
@@ -208,7 +216,7 @@ class Pipeline:
 
         first = await once()
         if not quick_retryable(first) or not self.settings.quick_retries:
-            return first, replace(job, attempts=made)
+            return first, job.attempted(made)
         # Only now pay for tenacity (measured: a few percent of the hot path). It is handed the
         # first result as its attempt 1, so waits and limits are exactly as if it made it.
         primed = [first]
@@ -223,7 +231,7 @@ class Pipeline:
             retry_error_callback=_last_result,
         )
         result: Attempt = await retrying(next_result)
-        return result, replace(job, attempts=made)
+        return result, job.attempted(made)
 
     async def _disable(self, hook_id: int) -> None:
         """After a 410. Best effort: if the database is away, the next 410 disables it."""

@@ -23,7 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from worker import __version__
 from worker.deliver.guard import BlockedTarget, GuardedResolver, check_host, guarded_socket
-from worker.deliver.transport import DEADLINE, AiohttpTransport
+from worker.deliver.transport import DEADLINE, URL_TEXT, AiohttpTransport
 from worker.model import Schema
 
 log = structlog.get_logger("queue_hooks.deliver")
@@ -142,8 +142,11 @@ class Sender:
         # (about 7 us a request); the transport sends the bytes and aiohttp writes those two.
         request = httpx.Request(
             "POST", _url(schema.url), headers=headers, stream=httpx.ByteStream(body),
-            extensions={DEADLINE: schema.timeout},
+            extensions={DEADLINE: schema.timeout, URL_TEXT: _url_text(schema.url)},
         )  # fmt: skip
+        # Every value is ASCII (httpx refuses any other in a str), so there is nothing to
+        # detect: httpx would try each header in ascii, then utf-8, on every request.
+        request.headers.encoding = "ascii"
         response = await self._transport.handle_async_request(request)
         try:
             # Read (up to the cap) so that the connection can be reused; 204 and 304 have no
@@ -167,6 +170,12 @@ class Sender:
 @lru_cache(maxsize=4096)
 def _url(url: str) -> httpx.URL:
     return httpx.URL(url)
+
+
+@lru_cache(maxsize=4096)
+def _url_text(url: str) -> str:
+    """As httpx normalised it (percent-encoding, IDNA): what is sent."""
+    return str(_url(url))
 
 
 @lru_cache(maxsize=4096)

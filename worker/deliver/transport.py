@@ -28,6 +28,9 @@ import httpx
 import yarl
 
 DEADLINE = "queue_hooks.deadline"
+# The request's URL as text, when the caller has it already: httpx composes it again from its
+# parts at every str().
+URL_TEXT = "queue_hooks.url"
 
 # The httpx exception for each aiohttp one, most specific first (the first match wins).
 _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
@@ -81,7 +84,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await self._session.request(
                 request.method,
-                _yarl(str(request.url)),
+                _yarl(request.extensions.get(URL_TEXT) or str(request.url)),
                 headers=request.headers.multi_items(),
                 data=request.read() or None,
                 allow_redirects=False,
