@@ -16,12 +16,17 @@ from schemas.events import CALL_FIELDS, FIELDS_OF, RESERVED, Event, occurred_at
 def build_data(event: Event, queue_variables: dict[str, str]) -> dict[str, object]:
     """Queue variables < member variables < the event's documented fields (contract §3)."""
     data: dict[str, object] = {k: v for k, v in queue_variables.items() if k not in RESERVED}
-    data.update((k, v) for k, v in event.variables.items() if k not in RESERVED)
+    member = event.variables
+    if RESERVED.isdisjoint(member):  # the usual case: no filtering pass (about 1 us an event)
+        data.update(member)
+    else:
+        data.update((k, v) for k, v in member.items() if k not in RESERVED)
     carried = event.model_fields_set
     skip_call = event.channel != "call"
+    values = event.__dict__  # a pydantic model's field values; getattr costs more a field
     for name in FIELDS_OF[event.event]:
         if name in carried and not (skip_call and name in CALL_FIELDS):
-            data[name] = getattr(event, name)
+            data[name] = values[name]
     return data
 
 

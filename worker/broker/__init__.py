@@ -382,7 +382,10 @@ class Broker:
             await self._set_aside(message, inbounds, one_line(exc))
             return
         try:
-            await _handle(handler, inbounds)
+            if len(inbounds) == 1:
+                await handler(inbounds[0])
+            else:
+                await _handle_batch(handler, inbounds)
         except asyncio.CancelledError:
             await self._nack(message)  # shutdown past its grace: hand it back
             raise
@@ -426,12 +429,9 @@ def _inbounds(message: DeliveredMessage, batches: bool) -> list[Inbound]:
     ]
 
 
-async def _handle(handler: Handler, inbounds: list[Inbound]) -> None:
+async def _handle_batch(handler: Handler, inbounds: list[Inbound]) -> None:
     """A batch's deliveries run side by side, and all run to their end: one failing must not
     cut another short mid-request. The message is settled as one: the first error counts."""
-    if len(inbounds) == 1:
-        await handler(inbounds[0])
-        return
     results = await asyncio.gather(*(handler(i) for i in inbounds), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
