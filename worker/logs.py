@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import logging
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TextIO
@@ -35,15 +36,25 @@ class LineWriter:
     def __init__(self, file: TextIO) -> None:
         self._file = file
         self._lines: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the last one that ran here
+        self._thread = 0
 
     def msg(self, message: str) -> None:
         self._lines.append(message)
         if len(self._lines) > 1:
             return  # a flush is already scheduled
-        try:
-            asyncio.get_running_loop().call_soon(self.flush)
-        except RuntimeError:
-            self.flush()
+        # The loop looked up only when it changed: on Python 3.11 each lookup is a getpid
+        # system call. One loop runs in a thread at a time, so a running loop last seen in
+        # this thread is the one running now.
+        loop = self._loop
+        if loop is None or not loop.is_running() or threading.get_ident() != self._thread:
+            try:
+                loop = self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._thread = threading.get_ident()
+        loop.call_soon(self.flush)
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
