@@ -112,9 +112,11 @@ class Worker:
         """BENCH_PROFILE=1: py-spy samples the worker until it exits (collapsed stacks)."""
         out = LOGS / f"profile-{self.name}-{pid}.txt"
         spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+        # native: C frames too (system calls, the event loop), at a higher cost per sample.
+        native = ["--native"] if os.environ.get("BENCH_PROFILE") == "native" else []
         self.spy = await asyncio.create_subprocess_exec(
-            spy, "record", "--format", "raw", "-r", "250", "-o", str(out), "--pid", str(pid),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            spy, "record", "--format", "raw", "-r", "250", *native, "-o", str(out),
+            "--pid", str(pid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
     def cpu_seconds(self) -> float:
