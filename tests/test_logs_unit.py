@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import re
 import time
 from datetime import UTC, datetime
 
-from worker.logs import _UtcStamp
+from worker.logs import FLUSH_EVERY, LineWriter, _UtcStamp
 
 
 def test_the_timestamp_is_utc_iso_with_microseconds_and_keeps_time() -> None:
@@ -21,3 +23,32 @@ def test_the_timestamp_is_utc_iso_with_microseconds_and_keeps_time() -> None:
         assert before - 1e-6 <= moment <= after + 1e-6
     assert first <= second
     assert datetime.fromisoformat(first.replace("Z", "+00:00")).tzinfo == UTC
+
+
+def test_lines_are_written_together_in_order_and_none_is_left_behind() -> None:
+    out = io.StringIO()
+    writer = LineWriter(out)
+    writer.msg("outside a loop: at once")
+    assert out.getvalue() == "outside a loop: at once\n"
+
+    async def burst() -> str:
+        writer.msg("a")
+        writer.msg("b")
+        written_at_once = out.getvalue()
+        await asyncio.sleep(FLUSH_EVERY * 4)
+        return written_at_once
+
+    assert asyncio.run(burst()) == "outside a loop: at once\n"  # gathered, not written yet
+    assert out.getvalue().splitlines()[1:] == ["a", "b"]
+
+    async def ends_before_its_flush() -> None:
+        writer.msg("c")  # its flush is due on this loop, which ends first
+
+    asyncio.run(ends_before_its_flush())
+
+    async def next_loop() -> None:
+        writer.msg("d")
+        await asyncio.sleep(FLUSH_EVERY * 4)
+
+    asyncio.run(next_loop())
+    assert out.getvalue().splitlines()[1:] == ["a", "b", "c", "d"]
