@@ -97,18 +97,18 @@ class _UtcStamp:
     the date and time of day are formatted once a second, not once a line."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cached = (-1, "")  # one tuple, replaced whole: a thread never sees half of it
 
     def __call__(
         self, _logger: object, _name: str, event_dict: structlog.typing.EventDict
     ) -> structlog.typing.EventDict:
         now = time.time()
         second = int(now)
-        if second != self._second:
-            self._second = second
-            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._cached = (second, prefix)
+        event_dict["timestamp"] = f"{prefix}.{int((now - second) * 1e6):06d}Z"
         return event_dict
 
 
