@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := deploy/local/services.sh
 WITH := deploy/local/with-services.sh
 
-.PHONY: help install run stop test lint bench chaos services clean
+.PHONY: help install run stop test test-unit lint bench chaos services clean
 
 help:
 	@echo "make run    - set up everything, then the worker with demo fixtures and receiver"
-	@echo "make test   - the test suite against its own RabbitMQ and PostgreSQL"
+	@echo "make test   - the whole test suite against its own RabbitMQ and PostgreSQL"
+	@echo "make test-unit - the unit tests alone: no service, a few seconds"
 	@echo "make lint   - ruff, mypy --strict, and the container files (deploy/check_deploy.py)"
 	@echo "make chaos  - the fault suite: kills, outages, a flaky receiver (prints its figures)"
 	@echo "make bench  - the benchmark of the whole path (prints its figures)"
@@ -38,6 +39,10 @@ services: install
 
 test: install
 	$(WITH) test -- $(BIN)/pytest $(PYTEST_ARGS)
+
+# Pure logic only (tests/unit): no RabbitMQ, no PostgreSQL.
+test-unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,9 +8,9 @@ import aio_pika
 import orjson
 import pytest
 
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Receiver
 from worker.app import Worker
 from worker.broker import topology as t
 
