@@ -46,9 +46,11 @@ function say(text) {
 async function signIn(secret) {
   token.set(secret);
   clearError();
+  let queues;
   try {
-    const [events] = await Promise.all([api.events(), loadQueues()]);
+    const [events, readable] = await Promise.all([api.events(), readableQueues()]);
     loadEventLabels(events);
+    queues = readable;
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       token.clear();
@@ -57,6 +59,7 @@ async function signIn(secret) {
     showError(error);
     return;
   }
+  showQueues(queues);
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
   $("hooks").hidden = false;
@@ -82,13 +85,17 @@ function showSignIn() {
 
 // ---- queues ------------------------------------------------------------------------------
 
-async function loadQueues() {
+async function readableQueues() {
   const queues = [];
   for (let page = 1; page <= QUEUE_PAGES; page++) {
     const answer = await api.queues(page, QUEUE_PAGE);
     queues.push(...answer.items);
     if (!answer.next) break;
   }
+  return queues;
+}
+
+function showQueues(queues) {
   state.queues = queues;
   const select = $("queue");
   select.replaceChildren(...queues.map((q) => new Option(`${q.name} (${q.id})`, String(q.id))));
@@ -113,19 +120,24 @@ async function pickQueue(queue) {
   await loadHooks();
 }
 
+let loads = 0; // numbers the loads of hooks: only the newest one is shown
+
 // ---- hooks -------------------------------------------------------------------------------
 
 async function loadHooks() {
   if (!state.queue) return render();
   say(t("loading"));
+  const number = ++loads;
   let answer;
   try {
     answer = await api.hooks(state.queue.id, state.page, state.size);
   } catch (error) {
+    if (number !== loads) return;
     say("");
     showError(error);
     return;
   }
+  if (number !== loads) return; // a newer load (another queue, page or size) is on its way
   // A page emptied by deletes: step back to the last page that has rows.
   if (!answer.items.length && state.page > 1) {
     state.page -= 1;
