@@ -122,8 +122,10 @@ async def delete_several(conn: DB, who: Who, queue_id: QueueId, id: Ids = []) ->
     missing = sorted(set(id) - {r["id"] for r in rows if r["queue_id"] == queue_id})
     if missing:
         noun = "hook" if len(missing) == 1 else "hooks"
-        raise ApiError(404, "api.not_found",
-                       f"no {noun} {', '.join(map(str, missing))} in queue {queue_id}; none deleted")  # fmt: skip
+        listed = ", ".join(map(str, missing))
+        raise ApiError(
+            404, "api.not_found", f"no {noun} {listed} in queue {queue_id}; none deleted"
+        )
     await admin.delete_hooks(conn, id)
     return m.DeletedHooks(items=[hook_out(r) for r in rows])
 
