@@ -96,6 +96,9 @@ class Queue(BaseModel):
     type: int
     type_name: str
     events: list[EventName]
+    # Not in the contract: tells the page (and any client) whether this token may change the
+    # queue's hooks, so it can show a read-only view rather than controls that would be refused.
+    can_edit: bool = False
 
 
 class QueuePage(BaseModel):

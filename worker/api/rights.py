@@ -54,6 +54,12 @@ def on_queue(caller: Caller, queue_id: int, queue_domain: int | None, need: Need
     return Verdict.ALLOWED
 
 
+def may_edit(caller: Caller, queue_id: int) -> bool:
+    """For a queue of the caller's domain: whether a change of its hooks would be allowed
+    (the queue object's `can_edit`, which the page reads to show a read-only view)."""
+    return on_queue(caller, queue_id, caller.domain_id, Need.EDIT) is Verdict.ALLOWED
+
+
 def readable_queues(caller: Caller) -> list[int] | None:
     """The queues a listing may show; None for all of the domain's (an admin token)."""
     return None if caller.admin else sorted(caller.grants)

@@ -25,10 +25,10 @@ Search = Annotated[str | None, Query(max_length=200)]
 SchemaId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
 
 
-def queue_out(r: Row) -> m.Queue:
+def queue_out(r: Row, who: rights.Caller) -> m.Queue:
     return m.Queue(
         id=r["id"], name=r["name"], type=r["type"], type_name=QUEUE_TYPES[r["type"]],
-        events=events_fired(r["type"]),
+        events=events_fired(r["type"]), can_edit=rights.may_edit(who, r["id"]),
     )  # fmt: skip
 
 
@@ -47,14 +47,14 @@ async def queues(
     rows = await admin.readable_queues(
         conn, who.domain_id, rights.readable_queues(who), q or None, (page - 1) * size, size + 1
     )
-    return m.QueuePage(items=[queue_out(r) for r in rows[:size]], next=len(rows) > size)
+    return m.QueuePage(items=[queue_out(r, who) for r in rows[:size]], next=len(rows) > size)
 
 
 @router.get("/call_center/queues/{queue_id}", response_model=m.Queue, tags=["queues"])
 async def one_queue(
     conn: DB, who: Who, queue_id: Annotated[int, Path(ge=0, le=m.MAX_ID)]
 ) -> m.Queue:
-    return queue_out(await queue_for(conn, who, queue_id, Need.READ))
+    return queue_out(await queue_for(conn, who, queue_id, Need.READ), who)
 
 
 @router.get("/events", response_model=m.EventLabels, tags=["events"])
