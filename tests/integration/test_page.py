@@ -322,8 +322,9 @@ async def test_a_read_only_token_sees_no_edit_controls(
     await page.locator("#lang").select_option("ru")
     await expect(row(page, "CRM")).to_contain_text(LABELS_RU["leaving"])
     await expect(page.get_by_role("columnheader", name="Событие")).to_be_visible()
+    await shot(page, "09-read-only-ru")
     await page.set_viewport_size(NARROW)  # type: ignore[arg-type]
-    await shot(page, "09-read-only-ru-narrow")
+    await shot(page, "10-read-only-ru-narrow")
 
 
 async def test_a_refused_change_shows_its_reason(page: Page, api_url: str, seed: Seed) -> None:
@@ -353,7 +354,7 @@ async def test_a_refused_change_shows_its_reason(page: Page, api_url: str, seed:
     await expect(alert).to_have_text(re.compile(re.escape(refused.json()["detail"])))
     await expect(switch).to_be_checked()  # it shows what the database holds
     assert await hooks_of(seed.db, 12) == [("leaving", seed.schemas["CRM"], True)]
-    await shot(page, "10-refused-switch")
+    await shot(page, "11-refused-switch")
 
     # A duplicate hook: the dialog stays open with the database's reason.
     await page.get_by_role("button", name="Sign out").click()
@@ -372,7 +373,7 @@ async def test_a_refused_change_shows_its_reason(page: Page, api_url: str, seed:
     await expect(reason).not_to_be_empty()
     await expect(dialog).to_be_visible()
     await page.set_viewport_size(NARROW)  # type: ignore[arg-type]
-    await shot(page, "11-refused-duplicate-narrow")
+    await shot(page, "12-refused-duplicate-narrow")
     await page.keyboard.press("Escape")
     await expect(dialog).to_be_hidden()
     assert len(await hooks_of(seed.db, 12)) == 1

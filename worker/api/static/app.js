@@ -1,7 +1,9 @@
 // The hooks page (contract §10): sign in, pick a queue, and manage its hooks through §8.
 import { api, ApiError, token } from "./api.js";
 import { SchemaBox } from "./combobox.js";
-import { currentLang, eventLabel, loadEventLabels, setLang, t, translate } from "./i18n.js";
+import {
+  currentLang, eventLabel, loadEventLabels, setLang, t, translate, typeName,
+} from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const QUEUE_PAGE = 100; // the picker reads the queues a hundred at a time
@@ -154,7 +156,7 @@ async function loadHooks() {
 function render() {
   const queue = state.queue;
   const editable = canEdit();
-  $("queue-type").textContent = queue ? queue.type_name || "" : "";
+  $("queue-type").textContent = queue ? typeName(queue) : "";
   $("read-only").hidden = !queue || editable;
   $("add").hidden = !editable;
   $("add").disabled = !queue;
@@ -166,7 +168,7 @@ function render() {
   $("prev").disabled = state.page <= 1;
   $("next").disabled = !state.next;
   $("page-no").textContent = t("page", state.page);
-  $("pager").setAttribute("aria-label", t("page", state.page));
+  $("pager").setAttribute("aria-label", t("pages"));
 }
 
 function schemaName(hook) {

@@ -24,6 +24,7 @@ const WORDS = {
     prev: "Previous",
     next: "Next",
     page: (n) => `Page ${n}`,
+    pages: "Pages",
     cancel: "Cancel",
     save: "Save",
     delete: "Delete",
@@ -77,6 +78,7 @@ const WORDS = {
     prev: "Назад",
     next: "Вперёд",
     page: (n) => `Страница ${n}`,
+    pages: "Страницы",
     cancel: "Отмена",
     save: "Сохранить",
     delete: "Удалить",
@@ -108,6 +110,22 @@ const WORDS = {
     disabled: "Хук выключен.",
   },
 };
+
+// Queue types (contract §4) in Russian; in English the API's own `type_name` is shown.
+const TYPES_RU = {
+  0: "Офлайн-очередь",
+  1: "Входящая очередь",
+  2: "Исходящий IVR",
+  3: "Предварительный обзвон",
+  4: "Прогрессивный обзвон",
+  5: "Предиктивный обзвон",
+  6: "Входящая очередь чатов",
+  7: "Очередь задач",
+};
+
+export function typeName(queue) {
+  return (lang === "ru" && TYPES_RU[queue.type]) || queue.type_name || "";
+}
 
 const LANG_KEY = "queue-hooks.lang";
 let lang = localStorage.getItem(LANG_KEY)
