@@ -188,6 +188,11 @@ async def test_an_admin_adds_toggles_edits_and_deletes_hooks(
     await expect(page.locator("#schema-list").get_by_role("option")).to_have_count(1)
     await expect(page.locator("#schema-list").get_by_role("option")).to_contain_text("Billing")
     await shot(page, "02-add-dialog-schema-search")
+    await box.press("Escape")  # the first Esc closes the list, not the dialog
+    await expect(page.locator("#schema-list")).to_be_hidden()
+    await expect(dialog).to_be_visible()
+    await box.press("ArrowDown")  # opens it again
+    await expect(page.locator("#schema-list").get_by_role("option")).to_have_count(1)
     await box.press("ArrowDown")
     await box.press("Enter")  # picks the option
     await expect(box).to_have_value("Billing")
