@@ -54,11 +54,7 @@ async function signIn(secret) {
     loadEventLabels(events);
     queues = readable;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) {
-      token.clear();
-      showSignIn();
-    }
-    showError(error);
+    showError(error); // a 401 signs out again
     return;
   }
   showQueues(queues);
