@@ -27,7 +27,9 @@ async def connection(request: Request) -> AsyncIterator[Conn]:
         yield conn
 
 
-DB = Annotated[Conn, Depends(connection)]
+# scope="function": the transaction commits when the route returns, before the answer is sent,
+# so a client that reads right after a change sees it.
+DB = Annotated[Conn, Depends(connection, scope="function")]
 
 
 async def caller(
