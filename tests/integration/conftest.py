@@ -28,8 +28,13 @@ def free_port() -> int:
 async def api_url(database: str) -> AsyncIterator[str]:
     """One API process for the session: it is stateless, every test seeds its own rows."""
     port = free_port()
-    env = {**os.environ, "QUEUE_HOOKS_API_PORT": str(port), "QUEUE_HOOKS_LOG_LEVEL": "warning",
-           "QUEUE_HOOKS_DATABASE_URL": database, "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS": "false"}
+    env = {
+        **os.environ,
+        "QUEUE_HOOKS_API_PORT": str(port),
+        "QUEUE_HOOKS_LOG_LEVEL": "warning",
+        "QUEUE_HOOKS_DATABASE_URL": database,
+        "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS": "false",
+    }
     env.pop("QUEUE_HOOKS_SECRET_KEY", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker", "api", env=env, cwd=NO_DOTENV,
@@ -75,8 +80,9 @@ def make_token(db: Conn) -> MakeToken:
 
 
 def client(api_url: str, token: str | None, bearer: bool = False) -> httpx.AsyncClient:
-    headers = {} if token is None else (
-        {"Authorization": f"Bearer {token}"} if bearer else {"X-Webitel-Access": token})  # fmt: skip
+    headers: dict[str, str] = {}
+    if token is not None:
+        headers = {"Authorization": f"Bearer {token}"} if bearer else {"X-Webitel-Access": token}
     return httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10)
 
 

@@ -82,8 +82,8 @@ async def test_another_domain_is_404_never_403_or_200(
         schemas = (await c.get("/schemas")).json()
         assert [s["name"] for s in schemas["items"]] == ["Other"]
         # Its own queue's hook may not call domain 1's schema: refused like a missing one.
-        detail = is_error(await c.post(HOOKS.format(20), json={"event": "leaving",
-                                                              "schema": {"id": "1"}}), 400)  # fmt: skip
+        theirs = {"event": "leaving", "schema": {"id": "1"}}
+        detail = is_error(await c.post(HOOKS.format(20), json=theirs), 400)
         assert detail == "no schema 1 in this domain"
         assert "domain 1" not in detail
     assert await db.fetchval("SELECT count(*) FROM queue_hooks.hooks") == 6
@@ -239,8 +239,9 @@ async def test_read_update_patch_delete(db: Conn, api_url: str, make_token: Make
         patched = (await c.patch(one, json={"enabled": True})).json()
         assert patched["enabled"] is True and patched["event"] == "processing"
         # `fields` restricts the change to the keys it names.
-        only = await c.patch(one, json={"event": "leaving", "enabled": False,
-                                        "schema": {"id": "1"}, "fields": ["schema.id"]})  # fmt: skip
+        restricted = {"event": "leaving", "enabled": False, "schema": {"id": "1"},
+                      "fields": ["schema.id"]}  # fmt: skip
+        only = await c.patch(one, json=restricted)
         assert (only.json()["event"], only.json()["schema"]["id"], only.json()["enabled"]) == (
             "processing", "1", True)  # fmt: skip
         is_error(await c.patch(one, json={"event": "answered"}), 400)
@@ -365,7 +366,9 @@ async def test_openapi_document(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as c:
         doc = (await c.get("/openapi.json")).json()
     assert "/api/call_center/queues/{queue_id}/hooks" in doc["paths"]
-    assert {"get", "post", "delete"} <= set(doc["paths"]["/api/call_center/queues/{queue_id}/hooks"])
+    assert {"get", "post", "delete"} <= set(
+        doc["paths"]["/api/call_center/queues/{queue_id}/hooks"]
+    )
 
 
 # -- a change through the API reaches a running worker -------------------------------------------

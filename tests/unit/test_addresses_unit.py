@@ -27,7 +27,7 @@ def test_public_or_names(host: str) -> None:
 
 
 def test_check_target() -> None:
-    with pytest.raises(Refused, match="169.254.169.254 is not a public address"):
+    with pytest.raises(Refused, match=r"169\.254\.169\.254 is not a public address"):
         check_target("http://169.254.169.254/latest/meta-data/", allow_private=False)
     check_target("http://169.254.169.254/", allow_private=True)
     check_target("https://crm.example/hook", allow_private=False)

@@ -29,7 +29,9 @@ NOBODY = Caller(4, "n", domain_id=1, admin=False)
         (NOBODY, 12, 1, Need.READ, Verdict.FORBIDDEN),
     ],
 )
-def test_on_queue(who: Caller, queue: int, domain: int | None, need: Need, verdict: Verdict) -> None:
+def test_on_queue(
+    who: Caller, queue: int, domain: int | None, need: Need, verdict: Verdict
+) -> None:
     assert rights.on_queue(who, queue, domain, need) is verdict
 
 
