@@ -22,6 +22,7 @@ $BIN/queue-hooks migrate --fixtures deploy/fixtures/demo.sql
 stop_all() {
     trap - EXIT INT TERM
     [[ -n ${receiver:-} ]] && kill "$receiver" 2>/dev/null && wait "$receiver" 2>/dev/null
+    [[ -n ${api:-} ]] && kill "$api" 2>/dev/null && wait "$api" 2>/dev/null
     deploy/local/services.sh stop run
 }
 trap stop_all EXIT
@@ -29,6 +30,13 @@ trap 'exit 130' INT TERM
 
 $BIN/queue-hooks demo-receiver --port 8099 --secret "$DEMO_SECRET" &
 receiver=$!
+
+# The admin API and page (issue 11), with a demo admin token of the demo's domain.
+export QUEUE_HOOKS_API_PORT=${QUEUE_HOOKS_API_PORT:-$((8080 + ${QH_PORT_OFFSET:-0}))}
+$BIN/queue-hooks api &
+api=$!
+token=$($BIN/queue-hooks tokens add --domain 1 --name demo-admin --admin | sed -n 's/^token: //p')
+echo "  admin page: http://127.0.0.1:$QUEUE_HOOKS_API_PORT/  demo admin token: $token"
 
 cat <<'MSG'
 

@@ -34,17 +34,33 @@ class BodyLimit:
         if not length.isdigit() or int(length) > self.limit:
             await self._refuse(scope, receive, send, length.isdigit())
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        if b"content-length" in dict(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        # Streamed in chunks: read it here, up to the limit, then hand it on whole.
+        chunks, seen, more = [], 0, True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen, more = seen + len(chunks[-1]), message.get("more_body", False)
             if seen > self.limit:
-                raise errors.ApiError(413, "api.body.too_large", self._detail())
-            return message
+                await errors.response(413, "api.body.too_large", self._detail())(
+                    scope, receive, send
+                )
+                return
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return whole
+
+        await self.app(scope, replay, send)
 
     def _detail(self) -> str:
         return f"the body is larger than {self.limit} bytes"

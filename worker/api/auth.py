@@ -27,7 +27,9 @@ async def connection(request: Request) -> AsyncIterator[Conn]:
         yield conn
 
 
-DB = Annotated[Conn, Depends(connection)]
+# scope="function": the transaction commits when the route returns, before the answer is sent,
+# so a client that reads right after a change sees it.
+DB = Annotated[Conn, Depends(connection, scope="function")]
 
 
 async def caller(
@@ -60,7 +62,7 @@ def enforce(verdict: Verdict, what: str, doing: str) -> None:
 
 async def queue_for(conn: Conn, who: Caller, queue_id: int, need: Need) -> admin.Row:
     """The queue, when this token may `need` it."""
-    row = await admin.queue(conn, queue_id)
+    row = await admin.queue_only(conn, queue_id)
     verdict = rights.on_queue(who, queue_id, row["domain_id"] if row else None, need)
     enforce(verdict, f"queue {queue_id}", f"{need.value} the hooks of queue {queue_id}")
     assert row is not None
