@@ -283,6 +283,7 @@ async def test_queues_schemas_and_event_labels(
         assert queues["items"] == [{
             "id": 12, "name": "queue 12", "type": 1, "type_name": "inbound queue",
             "events": ["joined", "offering", "bridged", "missed", "leaving", "processing"],
+            "can_edit": True,
         }]  # fmt: skip
         chat = (await c.get("/call_center/queues/13")).json()
         assert "active" in chat["events"]

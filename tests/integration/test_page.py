@@ -4,59 +4,30 @@ process and the real PostgreSQL. Screenshots of each main state go to .local/art
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from schemas.queue_types import LABELS_RU, events_fired
 from tests.browser import ARGS, ARTIFACTS, CHROMIUM, chromium_or_reason
-from tests.cli import NO_DOTENV, cli, free_port
+from tests.cli import cli
 from tests.helpers import Conn, seed_hook, seed_queue, seed_schema, until
+from tests.integration.conftest import MakeToken
 
 DESKTOP = {"width": 1200, "height": 820}
 NARROW = {"width": 390, "height": 844}
 SCHEMAS = ("CRM", "Billing", "Slack", "Analytics", "Archive", "Tickets", "Mail", "SMS")
 
 
-@pytest.fixture(scope="session")
-async def api_url(database: str) -> AsyncIterator[str]:
-    """One real `queue-hooks api` process for the page's tests, on a port the OS picked."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "QUEUE_HOOKS_DATABASE_URL": database,
-        "QUEUE_HOOKS_API_HOST": "127.0.0.1",
-        "QUEUE_HOOKS_API_PORT": str(port),
-        "QUEUE_HOOKS_LOG_LEVEL": "warning",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", "api", env=env, cwd=NO_DOTENV
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        async with httpx.AsyncClient() as client, asyncio.timeout(30):
-            while True:
-                assert proc.returncode is None, "queue-hooks api exited"
-                try:
-                    if (await client.get(url + "api/openapi.json")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 15)
+@pytest.fixture
+def url(api_url: str) -> str:
+    """The page, served at `/` by the `queue-hooks api` process of tests/integration/conftest."""
+    return api_url.removesuffix("api")
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +60,8 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 class Seed:
     db: Conn
     schemas: dict[str, int]
-    admin: str
+    admin: str  # an admin token of domain 1
+    make_token: MakeToken
 
 
 async def admin(*args: object) -> str:
@@ -97,22 +69,8 @@ async def admin(*args: object) -> str:
     return (await cli(*args)).ok
 
 
-async def new_token(*flags: str, grants: tuple[tuple[int, str], ...] = ()) -> tuple[str, str]:
-    """(id, token) of a new token of domain 1, made with the command line as an admin does."""
-    name = f"page-{uuid.uuid4().hex[:8]}"
-    out = await admin("tokens", "add", "--domain", 1, "--name", name, *flags)
-    secret = next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                  if line.startswith("token:"))  # fmt: skip
-    listed = orjson.loads(await admin("tokens", "list", "--json"))
-    items = listed["items"] if isinstance(listed, dict) else listed
-    token_id = str(next(t["id"] for t in items if t["name"] == name))
-    for queue_id, right in grants:
-        await admin("grant", "--token", token_id, "--queue", queue_id, f"--{right}")
-    return token_id, secret
-
-
 @pytest.fixture
-async def seed(db: Conn) -> Seed:
+async def seed(db: Conn, make_token: MakeToken) -> Seed:
     """Queues 12 (inbound), 13 (chat) and 14 (offline) of domain 1, 99 of domain 2; schemas."""
     await seed_queue(db, 12, queue_type=1)
     await seed_queue(db, 13, queue_type=6)
@@ -123,8 +81,8 @@ async def seed(db: Conn) -> Seed:
         for name in SCHEMAS
     }
     await seed_schema(db, "https://other.example/hook", name="Other domain CRM", domain=2)
-    _, admin = await new_token("--admin")
-    return Seed(db, schemas, admin)
+    _, admin = await make_token(admin_=True)
+    return Seed(db, schemas, admin, make_token)
 
 
 async def shot(page: Page, name: str) -> None:
@@ -157,9 +115,9 @@ async def hooks_of(db: Conn, queue_id: int) -> list[tuple[str, int, bool]]:
 
 
 async def test_an_admin_adds_toggles_edits_and_deletes_hooks(
-    page: Page, api_url: str, seed: Seed
+    page: Page, url: str, seed: Seed
 ) -> None:
-    await sign_in(page, api_url, seed.admin)
+    await sign_in(page, url, seed.admin)
     picker = page.get_by_label("Queue", exact=True)
     await expect(picker.locator("option")).to_have_count(3)  # not domain 2's queue 99
     await pick_queue(page, 12)
@@ -264,13 +222,13 @@ async def test_an_admin_adds_toggles_edits_and_deletes_hooks(
     await expect(bulk).to_be_hidden()
 
 
-async def test_pages_of_10_go_forward_and_back(page: Page, api_url: str, seed: Seed) -> None:
+async def test_pages_of_10_go_forward_and_back(page: Page, url: str, seed: Seed) -> None:
     made: list[int] = []
     for schema in SCHEMAS:
         for event in events_fired(0):
             if len(made) < 45:
                 made.append(await seed_hook(seed.db, 14, event, seed.schemas[schema]))
-    await sign_in(page, api_url, seed.admin)
+    await sign_in(page, url, seed.admin)
     await pick_queue(page, 14)
     rows = page.locator("#rows tr")
     await expect(rows).to_have_count(40)  # the platform's default page
@@ -305,13 +263,11 @@ async def test_pages_of_10_go_forward_and_back(page: Page, api_url: str, seed: S
     await expect(rows).to_have_count(44)
 
 
-async def test_a_read_only_token_sees_no_edit_controls(
-    page: Page, api_url: str, seed: Seed
-) -> None:
+async def test_a_read_only_token_sees_no_edit_controls(page: Page, url: str, seed: Seed) -> None:
     await seed_hook(seed.db, 12, "leaving", seed.schemas["CRM"])
     await seed_hook(seed.db, 12, "joined", seed.schemas["Slack"], enabled=False)
-    _, reader = await new_token(grants=((12, "read"),))
-    await sign_in(page, api_url, reader)
+    _, reader = await seed.make_token(grants={12: "read"})
+    await sign_in(page, url, reader)
     picker = page.get_by_label("Queue", exact=True)
     await expect(picker.locator("option")).to_have_count(1)  # only what it may read
     await expect(page.locator("#rows tr")).to_have_count(2)
@@ -332,22 +288,22 @@ async def test_a_read_only_token_sees_no_edit_controls(
     await shot(page, "10-read-only-ru-narrow")
 
 
-async def test_a_refused_change_shows_its_reason(page: Page, api_url: str, seed: Seed) -> None:
+async def test_a_refused_change_shows_its_reason(page: Page, url: str, seed: Seed) -> None:
     hook = await seed_hook(seed.db, 12, "leaving", seed.schemas["CRM"])
-    editor_id, editor = await new_token(grants=((12, "edit"),))
+    editor_id, editor = await seed.make_token(grants={12: "edit"})
 
     # A wrong token: the API's words, and the sign-in form stays.
-    await sign_in(page, api_url, "qh_not-a-token")
+    await sign_in(page, url, "qh_not-a-token")
     await expect(page.get_by_role("alert")).to_be_visible()
     await expect(page.get_by_label("Access token")).to_be_visible()
 
-    await sign_in(page, api_url, editor)
+    await sign_in(page, url, editor)
     switch = row(page, "CRM").get_by_role("switch")
     await expect(switch).to_be_checked()
     # The right is taken away behind the page's back: the switch is refused, and says why.
     await admin("revoke-grant", "--token", editor_id, "--queue", 12)
     await admin("grant", "--token", editor_id, "--queue", 12, "--read")
-    async with httpx.AsyncClient(base_url=api_url) as client:
+    async with httpx.AsyncClient(base_url=url) as client:
         refused = await client.patch(
             f"api/call_center/queues/12/hooks/{hook}",
             json={"enabled": False},
@@ -363,7 +319,7 @@ async def test_a_refused_change_shows_its_reason(page: Page, api_url: str, seed:
 
     # A duplicate hook: the dialog stays open with the database's reason.
     await page.get_by_role("button", name="Sign out").click()
-    await sign_in(page, api_url, seed.admin)
+    await sign_in(page, url, seed.admin)
     await pick_queue(page, 12)
     await page.get_by_role("button", name="Add").click()
     dialog = page.get_by_role("dialog")
