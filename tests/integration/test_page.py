@@ -14,10 +14,10 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from schemas.queue_types import LABELS_RU, events_fired
-from tests.browser import ARGS, ARTIFACTS, CHROMIUM, chromium_or_reason
-from tests.cli import cli
-from tests.helpers import Conn, seed_hook, seed_queue, seed_schema, until
 from tests.integration.conftest import MakeToken
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, chromium_or_reason
+from tests.support.cli import cli
+from tests.support.helpers import Conn, seed_hook, seed_queue, seed_schema, until
 
 DESKTOP = {"width": 1200, "height": 820}
 NARROW = {"width": 390, "height": 844}
