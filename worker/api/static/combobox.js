@@ -106,6 +106,9 @@ export class SchemaBox {
   }
 
   close() {
+    // A search still pending (typed just before a pick, or before Esc) must not reopen it.
+    clearTimeout(this.timer);
+    this.asked += 1;
     this.list.hidden = true;
     this.input.setAttribute("aria-expanded", "false");
     this.input.removeAttribute("aria-activedescendant");
