@@ -1,4 +1,5 @@
-"""A real `queue-hooks api` process for the API's tests, and tokens made as the CLI makes them."""
+"""The integration tests run against the real RabbitMQ and PostgreSQL, never mocks; and a
+real `queue-hooks api` process for the API's tests, with tokens made as the CLI makes them."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from tests.cli import NO_DOTENV
-from tests.helpers import Conn
+from tests.support.cli import NO_DOTENV
+from tests.support.helpers import Conn
 from worker.api import rights
 from worker.store import admin
+
+if "QUEUE_HOOKS_AMQP_URL" not in os.environ or "QUEUE_HOOKS_DATABASE_URL" not in os.environ:
+    raise pytest.UsageError(
+        "the integration tests need the real services: run `make test` (it starts them), or"
+        " set QUEUE_HOOKS_AMQP_URL and QUEUE_HOOKS_DATABASE_URL; `make test-unit` needs none"
+    )
 
 
 def free_port() -> int:

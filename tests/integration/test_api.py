@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, delivered, seed_hook, seed_queue, seed_schema
 from tests.integration.conftest import MakeToken, client, is_error
-from tests.receiver import Receiver
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, delivered, seed_hook, seed_queue, seed_schema
+from tests.support.receiver import Receiver
 from worker.store import admin
 
 HOOKS = "/call_center/queues/{}/hooks"

@@ -11,8 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from tests.helpers import Conn, seed_hook, seed_queue, seed_schema
 from tests.integration.conftest import MakeToken
+from tests.support.helpers import Conn, seed_hook, seed_queue, seed_schema
 
 ERROR_KEYS = {"id", "code", "status", "detail"}
 

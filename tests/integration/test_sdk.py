@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.helpers import Conn, seed_queue, seed_schema
 from tests.integration.conftest import MakeToken
+from tests.support.helpers import Conn, seed_queue, seed_schema
 
 SDK = Path(__file__).resolve().parents[1] / "sdk"
 
