@@ -1,6 +1,5 @@
-"""The integration tests run against the real RabbitMQ and PostgreSQL, never mocks; here also a
-real `queue-hooks api` process for the API's and the page's tests, and tokens as the CLI makes them.
-"""
+"""The integration tests run against the real RabbitMQ and PostgreSQL, never mocks; and a
+real `queue-hooks api` process for the API's tests, with tokens made as the CLI makes them."""
 
 from __future__ import annotations
 
