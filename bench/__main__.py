@@ -23,6 +23,7 @@ from typing import Any
 import aio_pika
 import orjson
 
+from bench import api as api_bench
 from bench import procs
 from bench.procs import Receiver, Worker
 from bench.workload import Broker, Target, event_id, leaving, seed, touch_filler_hook
@@ -40,11 +41,14 @@ class Sizes:
     few_hooks: int = 10
     backlog: int = 100_000
     down_timeout_ms: int = 10_000
+    api_hooks: int = 100_000  # hooks of the queue the API searches
+    api_samples: int = 300  # requests per measured page
+    api_seconds: float = 10.0  # of the mixed load
 
 
 QUICK = Sizes(
     n=300, slow=200, latency_rate=50, latency_seconds=1, many_hooks=1000, backlog=500,
-    down_timeout_ms=2000,
+    down_timeout_ms=2000, api_hooks=500, api_samples=10, api_seconds=1.0,
 )  # fmt: skip
 
 
@@ -214,6 +218,13 @@ class Bench:
             await touch_filler_hook(self.dsn, flip)
             flip = not flip
 
+    async def api(self) -> None:
+        """Its own phase: the admin API (bench/api.py), after the worker's figures."""
+        s = self.sizes
+        self.figures |= await api_bench.run(
+            self.dsn, _free_port(), s.api_hooks, s.api_samples, s.api_seconds
+        )
+
     async def memory(self) -> None:
         n = self.sizes.backlog
         await self.fresh([Target(1, self.rx.url("/fast/1"))])
@@ -258,6 +269,7 @@ ROWS = [
     ("many hooks / few hooks", "hooks_ratio", "", ">= 0.9"),
     ("peak RSS, 100,000-event backlog", "memory_peak_rss_mb", "MB", "<= 150"),
     ("drain rate of that backlog", "memory_drain_per_s", "deliveries/s", None),
+    *api_bench.ROWS,
 ]
 
 
@@ -290,6 +302,7 @@ async def main(quick: bool, only: list[str]) -> None:
         "one_down",
         "many_hooks",
         "memory",
+        "api",
     ]
     try:
         for step in steps:

@@ -207,6 +207,25 @@ def check_compose_refs(compose: dict[str, Any]) -> list[str]:
     if _env(worker).get("QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS") != "true":
         problems.append("compose: the worker needs QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true")
     problems += _check_receiver_url(services, fixtures)
+    problems += _check_api(services.get("api"))
+    return problems
+
+
+def _check_api(api: dict[str, Any] | None) -> list[str]:
+    """The admin API (issue 11): `queue-hooks api` listening on all interfaces of its
+    container, on the port it publishes and its healthcheck asks."""
+    if api is None:
+        return ["compose: no `api` service (queue-hooks api)"]
+    problems = []
+    if api.get("command") != ["api"]:
+        problems.append('compose: the api service must run command ["api"]')
+    env, port = _env(api), _env(api).get("QUEUE_HOOKS_API_PORT", "8080")
+    if env.get("QUEUE_HOOKS_API_HOST") != "0.0.0.0":
+        problems.append("compose: the api needs QUEUE_HOOKS_API_HOST=0.0.0.0 to be reachable")
+    if not any(str(p).endswith(f":{port}") for p in api.get("ports", [])):
+        problems.append(f"compose: the api service must publish its port {port}")
+    if f"127.0.0.1:{port}/api/" not in " ".join(api.get("healthcheck", {}).get("test", [])):
+        problems.append(f"compose: the api's healthcheck must ask its port {port} under /api/")
     return problems
 
 

@@ -23,6 +23,17 @@ LABELS_RU: Final[dict[EventName, str]] = {
     "active": "Активное действие",
 }
 
+LABELS_EN: Final[dict[EventName, str]] = {
+    "joined": "Member joined the queue",
+    "answered": "Answered by an agent",
+    "offering": "Offering to an agent",
+    "bridged": "Member bridged with an agent",
+    "missed": "Missed by an agent",
+    "leaving": "Member left the queue",
+    "processing": "Post-processing",
+    "active": "Active action",
+}
+
 QUEUE_TYPES: Final[dict[int, str]] = {
     0: "offline queue",
     1: "inbound queue",

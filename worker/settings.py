@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=1 << 20, ge=64)
     shutdown_grace: Seconds = 30.0
     secret_key: SecretStr | None = None
+    api_host: str = "127.0.0.1"  # `queue-hooks api` (contract §8)
+    api_port: int = Field(default=8080, ge=0, le=65535)
 
     # Not in the contract: tuning knobs with sane defaults.
     # Requests in flight to one schema. 256 lets one receiver that takes 200 ms still get over
@@ -73,3 +75,5 @@ class Settings(BaseSettings):
     quick_retries: int = Field(default=2, ge=0, le=5)  # in-process, within about a second
     cache_poll: Seconds = 1.0  # safety re-check of the hook revision if a NOTIFY is missed
     secret_grace: Seconds = 86400.0  # previous secret still signs after a rotation
+    api_max_body: int = Field(default=1 << 20, ge=1024)  # larger request bodies: 413
+    api_pool_size: int = Field(default=10, ge=1)  # database connections of one API process

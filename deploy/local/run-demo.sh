@@ -72,6 +72,12 @@ step $BIN/queue-hooks migrate --fixtures deploy/fixtures/demo.sql --fixtures "$p
 
 launch $BIN/queue-hooks demo-receiver --port "$DEMO_PORT" --secret "$DEMO_SECRET"
 
+# The admin API and page (issue 11), with a demo admin token of the demo's domain.
+export QUEUE_HOOKS_API_PORT=${QUEUE_HOOKS_API_PORT:-$((8080 + OFFSET))}
+launch $BIN/queue-hooks api
+token=$($BIN/queue-hooks tokens add --domain 1 --name demo-admin --admin | sed -n 's/^token: //p')
+echo "  admin page: http://127.0.0.1:$QUEUE_HOOKS_API_PORT/  demo admin token: $token"
+
 cat <<'MSG'
 
   queue-hooks is starting. In a second terminal, from this folder:

@@ -23,5 +23,6 @@ async def test_the_benchmark_runs_end_to_end_on_tiny_numbers() -> None:
     for key in (
         "ceiling_per_s", "e2e_per_s", "e2e_two_per_s", "slow_per_s", "down_healthy_per_s",
         "hooks_many_per_s", "memory_drain_per_s", "memory_peak_rss_mb", "latency_max_ms",
+        "api_mixed_per_s", "api_page_last_p99_ms",
     ):  # fmt: skip
         assert figures[key] > 0, key

@@ -24,14 +24,16 @@ def secret_of(out: str) -> str:
 async def test_changes_made_with_the_commands_reach_a_running_worker(
     db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
 ) -> None:
-    env = {"QUEUE_HOOKS_SECRET_KEY": KEY}
+    # The receiver is on 127.0.0.1: schemas add/edit refuse a private target unless allowed.
+    private = {"QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS": "true"}
+    env = {"QUEUE_HOOKS_SECRET_KEY": KEY, **private}
     setup: list[tuple[object, ...]] = [
         ("queues", "add", "--id", 1, "--domain", 1, "--name", "Q", "--type", 1, "--var", "v=1"),
         ("schemas", "add", "--domain", 1, "--name", "Marker", "--url", receiver.url("/marker")),
         ("hooks", "add", "--queue", 1, "--event", "joined", "--schema", "marker"),
     ]  # fmt: skip
     for args in setup:
-        assert (await cli(*args)).ok
+        assert (await cli(*args, env=private)).ok
     worker = await start_worker(secret_key=KEY)
     assert await delivered(platform, receiver, "/crm") == []
 
@@ -60,7 +62,7 @@ async def test_changes_made_with_the_commands_reach_a_running_worker(
 
     # Enabled again, and the schema pointed elsewhere: called there.
     assert (await cli("hooks", "enable", 2)).ok == "enabled hook 2\n"
-    assert (await cli("schemas", "edit", 2, "--url", receiver.url("/crm2"))).ok
+    assert (await cli("schemas", "edit", 2, "--url", receiver.url("/crm2"), env=private)).ok
     await caught_up(worker, db)
     (got,) = await delivered(platform, receiver, "/crm2")
     assert got.json["hook_id"] == 2

@@ -89,9 +89,32 @@ async def test_add_without_a_secret_or_with_a_given_one(db: Conn) -> None:
     assert (await cli("schemas", "list", "--json")).json()["items"][0]["secret"] == "none"
 
 
-async def test_add_warns_of_a_private_address(db: Conn) -> None:
-    ran = await cli("schemas", "add", "--domain", 1, "--name", "L", "--url", "http://10.1.2.3/h")
-    assert ran.code == 0 and "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS" in ran.err
+PRIVATE = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.1.2.3/h",
+    "http://127.1/h",
+    "http://[::1]:8080/h",
+    "http://[::ffff:169.254.169.254]/",
+    "http://2130706433/",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE)
+async def test_add_and_edit_refuse_a_private_address(db: Conn, url: str) -> None:
+    """Issue 12 defect 6: refused at save time, with the guard's reason, unless allowed."""
+    ran = await cli("schemas", "add", "--domain", 1, "--name", "L", "--url", url)
+    assert "is not a public address" in ran.error and "nothing saved" in ran.error
+    assert "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS" in ran.error
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.schemas") == 0
+    assert (
+        await cli("schemas", "add", "--domain", 1, "--name", "P", "--url", "https://p.example/")
+    ).ok
+    ran = await cli("schemas", "edit", 1, "--url", url)
+    assert "is not a public address" in ran.error
+    assert (await stored(db, 1))["url"] == "https://p.example/"
+
+
+async def test_private_address_allowed_when_private_targets_are(db: Conn) -> None:
     ran = await cli(
         "schemas", "add", "--domain", 1, "--name", "M", "--url", "http://127.0.0.1/h",
         env={"QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS": "true"},

@@ -20,6 +20,7 @@ from worker.cli import core as _core  # noqa: F401  isort: skip
 from worker.cli import admin as _admin  # noqa: F401  isort: skip
 from worker.cli import dlq as _dlq  # noqa: F401  isort: skip
 from worker.cli import check as _check  # noqa: F401  isort: skip
+from worker.cli import tokens as _tokens  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from schemas.queue_types import EVENTS, LABELS_RU, QUEUE_TYPES, events_fired, fires
+from schemas.queue_types import EVENTS, LABELS_RU, QUEUE_TYPES, events_fired
 from worker import secrets
 from worker.cli import inputs
 from worker.cli.base import CommandError, main_group, run_async, settings
@@ -27,7 +27,7 @@ T = TypeVar("T")
 EVENT = click.Choice(EVENTS)
 
 
-def _db(ctx: click.Context, work: Callable[[Conn], Awaitable[T]]) -> T:
+def db(ctx: click.Context, work: Callable[[Conn], Awaitable[T]]) -> T:
     async def go() -> T:
         async with admin.session(settings(ctx).database_url) as conn:
             return await work(conn)
@@ -42,36 +42,8 @@ def _when(at: datetime | None) -> str:
     return "-" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-# -- lookups that name what was not found ------------------------------------------------------
-async def _queue(conn: Conn, queue_id: int) -> Row:
-    row = await admin.queue(conn, queue_id)
-    if row is None:
-        raise CommandError(f"no queue {queue_id}")
-    return row
-
-
-async def _schema(conn: Conn, schema_id: int) -> Row:
-    row = await admin.schema(conn, schema_id)
-    if row is None:
-        raise CommandError(f"no schema {schema_id}")
-    return row
-
-
-async def _hooks(conn: Conn, ids: tuple[int, ...]) -> list[Row]:
-    """All of them or an error naming the missing ones (then nothing is changed)."""
-    rows = await admin.hooks_by_id(conn, ids)
-    missing = set(ids) - {r["id"] for r in rows}
-    if missing:
-        raise CommandError(f"no {ids_text(sorted(missing))}; nothing changed")
-    return rows
-
-
-def _check_fires(queue: Row, event: str) -> None:
-    if not fires(queue["type"], event):
-        raise CommandError(
-            f'queue {queue["id"]} ({QUEUE_TYPES[queue["type"]]}) never fires "{event}"; '
-            f"it fires: {', '.join(events_fired(queue['type']))}"
-        )
+# -- lookups and rules: worker/store/admin.py, shared with the API ---------------------------------
+_queue, _schema, _hooks = admin.require_queue, admin.require_schema, admin.require_hooks
 
 
 def _named(rows: list[Row], domains: bool = False) -> str:
@@ -90,12 +62,7 @@ async def _pick_schema(conn: Conn, ref: str, queue: Row) -> Row:
     if ref.isdigit():
         row = await admin.schema(conn, int(ref))
         if row is not None:
-            if row["domain_id"] != domain:
-                raise CommandError(
-                    f"schema {row['id']} {row['name']!r} is in domain {row['domain_id']}, but "
-                    f"queue {queue['id']} is in domain {domain}: a hook may only call a schema "
-                    "of its queue's domain"
-                )
+            admin.check_domain(queue, row)
             return row
     found = await admin.schemas(conn, ref, domain)
     whole = [r for r in found if r["name"].casefold() == ref.casefold()]
@@ -110,15 +77,6 @@ async def _pick_schema(conn: Conn, ref: str, queue: Row) -> Row:
     elsewhere = await admin.schemas(conn, ref, None, limit=21)
     tail = f"; in other domains: {_named(elsewhere, domains=True)}" if elsewhere else ""
     raise CommandError(f"{what} in domain {domain} (queue {queue['id']}'s domain){tail}")
-
-
-async def _check_new(conn: Conn, queue: Row, event: str, schema: Row, hook_id: int = 0) -> None:
-    same = await admin.same_hook(conn, queue["id"], event, schema["id"])
-    if same is not None and same != hook_id:
-        raise CommandError(
-            f'hook {same} already calls schema {schema["id"]} {schema["name"]!r} on "{event}" '
-            f"of queue {queue['id']}"
-        )
 
 
 # -- hooks -------------------------------------------------------------------------------------
@@ -176,7 +134,7 @@ def hooks_list(
         rows = await admin.hooks(conn, queue_id, event, enabled, (page - 1) * size, size)
         return queue, Page(rows, page, size, total)
 
-    queue, found = _db(ctx, work)
+    queue, found = db(ctx, work)
     if as_json:
         echo_json(found.as_json([_hook_json(r, labels) for r in found.rows]))
         return
@@ -202,12 +160,12 @@ def hooks_add(ctx: click.Context, queue_id: int, event: str, ref: str, disabled:
 
     async def work(conn: Conn) -> tuple[int, Row]:
         queue = await _queue(conn, queue_id)
-        _check_fires(queue, event)
+        admin.check_fires(queue, event)
         schema = await _pick_schema(conn, ref.strip(), queue)
-        await _check_new(conn, queue, event, schema)
+        await admin.check_hook(conn, queue, event, schema)
         return await admin.add_hook(conn, queue_id, event, schema["id"], not disabled), schema
 
-    hook_id, schema = _db(ctx, work)
+    hook_id, schema = db(ctx, work)
     state = "disabled" if disabled else "enabled"
     click.echo(
         f'added hook {hook_id}: on "{event}" of queue {queue_id} call schema {schema["id"]} '
@@ -229,15 +187,15 @@ def hooks_edit(ctx: click.Context, hook_id: int, ref: str | None, event: str | N
         (hook,) = await _hooks(conn, (hook_id,))
         queue = await _queue(conn, hook["queue_id"])
         new_event = event or hook["event"]
-        _check_fires(queue, new_event)
+        admin.check_fires(queue, new_event)
         schema = await (
             _pick_schema(conn, ref.strip(), queue) if ref else _schema(conn, hook["schema_id"])
         )
-        await _check_new(conn, queue, new_event, schema, hook_id)
+        await admin.check_hook(conn, queue, new_event, schema, hook_id)
         await admin.edit_hook(conn, hook_id, new_event, schema["id"])
         return hook, new_event, schema
 
-    old, new_event, schema = _db(ctx, work)
+    old, new_event, schema = db(ctx, work)
     click.echo(
         f'hook {hook_id} of queue {old["queue_id"]}: on "{new_event}" call schema '
         f'{schema["id"]} {schema["name"]!r} (was: on "{old["event"]}" schema '
@@ -250,7 +208,7 @@ def _switch(ctx: click.Context, ids: tuple[int, ...], enabled: bool) -> None:
         await _hooks(conn, ids)
         return await admin.set_enabled(conn, ids, enabled)
 
-    changed = _db(ctx, work)
+    changed = db(ctx, work)
     verb = "enabled" if enabled else "disabled"
     already = sorted(set(ids) - set(changed))
     if changed:
@@ -285,7 +243,7 @@ def hooks_delete(ctx: click.Context, ids: tuple[int, ...], yes: bool) -> None:
     async def selected(conn: Conn) -> list[Row]:
         return await _hooks(conn, ids)
 
-    rows = _db(ctx, selected)
+    rows = db(ctx, selected)
     count = f"{len(rows)} hook{'s' if len(rows) != 1 else ''}"
     if not yes:
         if not sys.stdin.isatty():
@@ -300,7 +258,7 @@ def hooks_delete(ctx: click.Context, ids: tuple[int, ...], yes: bool) -> None:
     async def delete(conn: Conn) -> list[int]:
         return await admin.delete_hooks(conn, ids)
 
-    deleted = _db(ctx, delete)
+    deleted = db(ctx, delete)
     gone = sorted(set(ids) - set(deleted))
     click.echo(f"deleted {ids_text(deleted)}" if deleted else "deleted nothing")
     if gone:
@@ -351,7 +309,7 @@ def schemas_list(
         rows = await admin.schemas(conn, search, domain, (page - 1) * size, size)
         return Page(rows, page, size, total)
 
-    found = _db(ctx, work)
+    found = db(ctx, work)
     if as_json:
         echo_json(found.as_json([_schema_json(r) for r in found.rows]))
         return
@@ -373,22 +331,11 @@ def _secret_key(ctx: click.Context) -> str | None:
     return key.get_secret_value() if key else None
 
 
-def _warn_private(ctx: click.Context, url: str) -> None:
-    """The worker refuses private targets unless allowed: say so now, not at the first event."""
-    from urllib.parse import urlsplit
-
-    from worker.deliver import BlockedTarget, check_host
-
-    if settings(ctx).allow_private_targets:
-        return
+def _check_target(ctx: click.Context, url: str) -> None:
     try:
-        check_host(urlsplit(url).hostname or "")
-    except BlockedTarget as exc:
-        click.echo(
-            f"warning: {exc}: the worker will refuse to call it unless "
-            "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true",
-            err=True,
-        )
+        admin.check_target(url, settings(ctx).allow_private_targets)
+    except admin.Refused as exc:
+        raise CommandError(f"{exc}; nothing saved") from None
 
 
 def _show_secret(secret: str, key: str | None) -> None:
@@ -422,6 +369,7 @@ def schemas_add(
     if not name.strip():
         raise CommandError("--name cannot be empty")
     url, extra = inputs.url(target), inputs.headers(header)
+    _check_target(ctx, url)
     secret = None if no_secret else inputs.secret(given) if given else secrets.generate()
     key = _secret_key(ctx)
     stored = secrets.seal(secret, key) if secret else None
@@ -429,9 +377,8 @@ def schemas_add(
     async def work(conn: Conn) -> int:
         return await admin.add_schema(conn, domain, name.strip(), url, timeout_ms, extra, stored)
 
-    schema_id = _db(ctx, work)
+    schema_id = db(ctx, work)
     click.echo(f"added schema {schema_id} {name.strip()!r} in domain {domain}: POST {url}")
-    _warn_private(ctx, url)
     if secret and not given:
         _show_secret(secret, key)
     elif not secret:
@@ -458,6 +405,7 @@ def schemas_edit(
         changes["name"] = name.strip()
     if target is not None:
         changes["url"] = inputs.url(target)
+        _check_target(ctx, changes["url"])
     if timeout_ms is not None:
         changes["timeout_ms"] = timeout_ms
     given = inputs.headers(header)
@@ -475,10 +423,8 @@ def schemas_edit(
         await admin.edit_schema(conn, schema_id, changes)
         return row
 
-    row = _db(ctx, work)
+    row = db(ctx, work)
     click.echo(f"changed schema {schema_id} {row['name']!r}: {', '.join(sorted(changes))}")
-    if "url" in changes:
-        _warn_private(ctx, changes["url"])
 
 
 @schemas.command("rotate-secret")
@@ -504,7 +450,7 @@ def schemas_rotate_secret(
         until = await admin.rotate_secret(conn, schema_id, secrets.seal(secret, key), seconds)
         return row, until
 
-    row, until = _db(ctx, work)
+    row, until = db(ctx, work)
     click.echo(f"new secret for schema {schema_id} {row['name']!r}")
     if not given:
         _show_secret(secret, key)
@@ -524,18 +470,11 @@ def schemas_delete(ctx: click.Context, schema_id: int) -> None:
 
     async def work(conn: Conn) -> Row:
         row = await _schema(conn, schema_id)
-        used = await admin.hooks_of_schema(conn, schema_id)
-        if used:
-            raise CommandError(
-                f"schema {schema_id} {row['name']!r} is used by {ids_text(used)}: delete "
-                f"{'it' if len(used) == 1 else 'them'} or point "
-                f"{'it' if len(used) == 1 else 'them'} at another schema first "
-                "(hooks delete / hooks edit ID --schema ...)"
-            )
+        await admin.check_unused(conn, row)
         await admin.delete_schema(conn, schema_id)
         return row
 
-    row = _db(ctx, work)
+    row = db(ctx, work)
     click.echo(f"deleted schema {schema_id} {row['name']!r}")
 
 
@@ -560,7 +499,7 @@ def queues_list(
         rows = await admin.queues(conn, domain, (page - 1) * size, size)
         return Page(rows, page, size, total)
 
-    found = _db(ctx, work)
+    found = db(ctx, work)
     if as_json:
         items = [
             {
@@ -601,7 +540,7 @@ def queues_add(
     async def work(conn: Conn) -> None:
         await admin.add_queue(conn, queue_id, domain, name, queue_type, variables)
 
-    _db(ctx, work)
+    db(ctx, work)
     click.echo(
         f"added queue {queue_id} {name!r} ({QUEUE_TYPES[queue_type]}, domain {domain}); "
         f"it fires: {', '.join(events_fired(queue_type))}"

@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from schemas.queue_types import QUEUE_TYPES
 from worker.cli.base import CommandError
 from worker.settings import parse_duration
+from worker.store import values
+from worker.store.admin import Refused
+
+T = TypeVar("T")
 
 MAX_ID = 2**63 - 1  # bigint
 ID = click.IntRange(0, MAX_ID)
 PAGE_SIZE = 40  # as on the platform's hooks page
 
-# RFC 9110 token: what a header name may be made of.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-
 
 def url(text: str) -> str:
-    """http or https with a host: the same rule as the table's check (contract §2)."""
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError as exc:
-        raise CommandError(f"bad URL {text!r}: {exc}") from None
-    if parts.scheme not in ("http", "https") or not text.lower().startswith(parts.scheme + "://"):
-        raise CommandError(f"bad URL {text!r}: it must start with http:// or https://")
-    if not parts.hostname:
-        raise CommandError(f"bad URL {text!r}: it has no host")
-    if any(c.isspace() for c in text):
-        raise CommandError(f"bad URL {text!r}: it contains white space")
-    return text
+    return _checked(values.url, text)
 
 
 def pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -47,34 +34,20 @@ def pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return out
 
 
-def headers(values: tuple[str, ...]) -> dict[str, str]:
-    from worker.deliver import PROTECTED  # here: the HTTP stack is slow to import
-
-    out = pairs(values, "--header")
-    for name, value in out.items():
-        if not _TOKEN.match(name):
-            raise CommandError(f"--header {name!r}: not a valid header name")
-        if any(c in value for c in "\r\n\0"):
-            raise CommandError(f"--header {name!r}: a value cannot hold a line break")
-        if name.lower() in PROTECTED:
-            raise CommandError(
-                f"--header {name!r}: queue-hooks sets this header itself, a schema cannot"
-            )
-    return out
+def headers(given: tuple[str, ...]) -> dict[str, str]:
+    return _checked(values.headers, pairs(given, "--header"), "--header")
 
 
 def secret(text: str) -> str:
-    """`whsec_` + base64 of 24..64 random bytes (contract §2)."""
-    rule = "a secret is whsec_ followed by the base64 of 24 to 64 random bytes"
-    if not text.startswith("whsec_"):
-        raise CommandError(f"bad secret: {rule}")
+    return _checked(values.secret, text)
+
+
+def _checked(check: Callable[..., T], *args: Any) -> T:
+    """The shared rule (worker/store/values.py), its refusal as this command's error."""
     try:
-        raw = base64.b64decode(text[len("whsec_") :], validate=True)
-    except (binascii.Error, ValueError):
-        raise CommandError(f"bad secret: not base64 after whsec_; {rule}") from None
-    if not 24 <= len(raw) <= 64:
-        raise CommandError(f"bad secret: {len(raw)} bytes; {rule}")
-    return text
+        return check(*args)
+    except Refused as exc:
+        raise CommandError(str(exc)) from None
 
 
 def queue_type(text: str) -> int:

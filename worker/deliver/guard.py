@@ -3,35 +3,20 @@ reserved address, however its URL is spelled and whatever its DNS answers (issue
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from worker.addresses import is_public as _is_public
+from worker.addresses import private_literal
+
 _NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 
 
 class BlockedTarget(OSError):
     """The schema's address is loopback, private, link-local, multicast or reserved."""
-
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        # IPv6 forms that carry an IPv4 address a gateway would reach: judge that one too.
-        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
-        if ip in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if any(v4 is not None and not _is_public(str(v4)) for v4 in embedded):
-            return False
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 def guarded_socket(addr_info: tuple[Any, ...]) -> socket.socket:
@@ -54,11 +39,7 @@ def guarded_socket(addr_info: tuple[Any, ...]) -> socket.socket:
 
 def check_host(host: str) -> None:
     """Raises BlockedTarget for an IP literal that is not public (no DNS involved)."""
-    try:
-        public = _is_public(host.strip("[]"))
-    except ValueError:
-        return  # a name: the resolver checks what it resolves to
-    if not public:
+    if private_literal(host) is not None:
         raise BlockedTarget(f"{host} is not a public address")
 
 

@@ -12,9 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
+from schemas.queue_types import QUEUE_TYPES, events_fired, fires
+from worker.addresses import private_literal
 from worker.errors import is_transient
 from worker.store.db import connect
 
@@ -26,7 +29,23 @@ Row = asyncpg.Record
 
 
 class Refused(Exception):
-    """The database said no; the message is its own."""
+    """The database or an admin rule said no; the message says why, in the admin's terms.
+
+    `public` is the same reason worded for a caller of the API, who must not learn anything
+    of another domain (contract §8); it is the message itself unless a rule says otherwise.
+    """
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
+
+
+class NotFound(Refused):
+    """What was asked for does not exist (or, for an API caller, lies in another domain)."""
+
+
+class Conflict(Refused):
+    """It exists, and what was asked cannot be done while it is so (a schema in use)."""
 
 
 async def disable_hook(dsn: str, hook_id: int) -> bool:
@@ -53,13 +72,22 @@ def db_words(exc: asyncpg.PostgresError) -> str:
 @contextlib.asynccontextmanager
 async def session(dsn: str) -> AsyncIterator[Conn]:
     """One connection, one transaction: a command changes all it was asked to, or nothing."""
-    try:
+    async with refusals():
         conn = await connect(dsn)
         try:
             async with conn.transaction():
                 yield conn
         finally:
             await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def refusals() -> AsyncIterator[None]:
+    """The database's own refusals (a constraint, a trigger) as `Refused`, in its words."""
+    try:
+        yield
+    except Refused:
+        raise
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
         raise Refused(f"database refused: {db_words(exc)}") from None
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
@@ -80,6 +108,15 @@ FROM queue_hooks.queues q
 
 async def queue(conn: Conn, queue_id: int) -> Row | None:
     return await conn.fetchrow(_QUEUE + " WHERE q.id = $1", queue_id)
+
+
+_QUEUE_ONLY = "SELECT q.id, q.domain_id, q.name, q.type, q.variables FROM queue_hooks.queues q"
+
+
+async def queue_only(conn: Conn, queue_id: int) -> Row | None:
+    """The queue without its count of hooks: the API asks on every request (bench: a count
+    of 100,000 hooks was most of a search's time)."""
+    return await conn.fetchrow(_QUEUE_ONLY + " WHERE q.id = $1", queue_id)
 
 
 async def queues(conn: Conn, domain: int | None, offset: int, limit: int) -> list[Row]:
@@ -197,13 +234,17 @@ async def delete_schema(conn: Conn, schema_id: int) -> None:
 
 
 # -- hooks -------------------------------------------------------------------------------------
-_HOOK = """
+_HOOK_COLUMNS = """
 SELECT h.id, h.queue_id, h.event, h.schema_id, h.enabled, h.created_at, h.updated_at,
-       s.name AS schema_name, q.domain_id, q.type AS queue_type, q.name AS queue_name
-FROM queue_hooks.hooks h
+       s.name AS schema_name, q.domain_id, q.type AS queue_type, q.name AS queue_name,
+       h.updated_by, t.name AS updated_by_name
+"""
+_HOOK_JOINS = """
 JOIN queue_hooks.schemas s ON s.id = h.schema_id
 JOIN queue_hooks.queues q ON q.id = h.queue_id
+LEFT JOIN queue_hooks.tokens t ON t.id = h.updated_by
 """
+_HOOK = _HOOK_COLUMNS + "FROM queue_hooks.hooks h" + _HOOK_JOINS
 _FILTER = """
 WHERE h.queue_id = $1 AND ($2::text IS NULL OR h.event = $2)
   AND ($3::boolean IS NULL OR h.enabled = $3)
@@ -270,3 +311,236 @@ async def delete_hooks(conn: Conn, ids: Sequence[int]) -> list[int]:
         "DELETE FROM queue_hooks.hooks WHERE id = ANY($1::bigint[]) RETURNING id", list(ids)
     )
     return sorted(r["id"] for r in rows)
+
+
+async def set_hook(conn: Conn, hook_id: int, event: str, schema_id: int, enabled: bool) -> None:
+    await conn.execute(
+        "UPDATE queue_hooks.hooks SET event = $2, schema_id = $3, enabled = $4 WHERE id = $1",
+        hook_id, event, schema_id, enabled,
+    )  # fmt: skip
+
+
+async def act_as(conn: Conn, token_id: int) -> None:
+    """Every hook this transaction writes records the token as `updated_by` (0003's trigger)."""
+    await conn.execute("SELECT set_config('queue_hooks.actor', $1, true)", str(token_id))
+
+
+# -- the API's search of a queue's hooks (contract §8) -----------------------------------------
+SORTS = {"id": "h.id", "event": "h.event", "schema": "s.name", "enabled": "h.enabled"}
+
+
+def like_pattern(q: str) -> str:
+    """The platform's search text as an ILIKE pattern: a substring, `*` for any run."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%" + escaped.replace("*", "%") + "%"
+
+
+async def search_hooks(
+    conn: Conn, queue_id: int, *, q: str | None = None, ids: Sequence[int] = (),
+    schema_ids: Sequence[int] = (), events: Sequence[str] = (), enabled: bool | None = None,
+    sort: str = "id", descending: bool = False, offset: int = 0, limit: int = 40,
+) -> list[Row]:  # fmt: skip
+    """One page of a queue's hooks. The page's ids are found on `hooks` alone (and the
+    schemas only when the search or the order needs their names), so a deep page is a range
+    of the (queue_id, id) index, not a join of every row before it."""
+    direction = "DESC" if descending else "ASC"
+    order = f"{SORTS[sort]} {direction}" + ("" if sort == "id" else f", h.id {direction}")
+    names = q is not None or sort == "schema"
+    pick = f"""
+        SELECT h.id FROM queue_hooks.hooks h
+        {"JOIN queue_hooks.schemas s ON s.id = h.schema_id" if names else ""}
+        WHERE h.queue_id = $1
+          AND (cardinality($2::bigint[]) = 0 OR h.id = ANY($2))
+          AND (cardinality($3::bigint[]) = 0 OR h.schema_id = ANY($3))
+          AND (cardinality($4::text[]) = 0 OR h.event = ANY($4))
+          AND ($5::boolean IS NULL OR h.enabled = $5)
+          {"AND (h.event ILIKE $6 OR s.name ILIKE $6)" if q is not None else "AND $6::text IS NULL"}
+        ORDER BY {order} OFFSET $7 LIMIT $8
+    """
+    query = f"""
+        WITH page AS ({pick})
+        {_HOOK_COLUMNS} FROM page JOIN queue_hooks.hooks h ON h.id = page.id {_HOOK_JOINS}
+        ORDER BY {order}
+    """
+    return await conn.fetch(
+        query, queue_id, list(ids), list(schema_ids), list(events), enabled,
+        like_pattern(q) if q is not None else None, offset, limit,
+    )  # fmt: skip
+
+
+# -- the rules: one place for the command line and the API alike -------------------------------
+async def require_queue(conn: Conn, queue_id: int) -> Row:
+    row = await queue(conn, queue_id)
+    if row is None:
+        raise NotFound(f"no queue {queue_id}")
+    return row
+
+
+async def require_schema(conn: Conn, schema_id: int) -> Row:
+    row = await schema(conn, schema_id)
+    if row is None:
+        raise NotFound(f"no schema {schema_id}")
+    return row
+
+
+async def require_hooks(conn: Conn, ids: Sequence[int]) -> list[Row]:
+    """All of them or an error naming the missing ones (then nothing is changed)."""
+    rows = await hooks_by_id(conn, ids)
+    missing = sorted(set(ids) - {r["id"] for r in rows})
+    if missing:
+        noun = "hook" if len(missing) == 1 else "hooks"
+        raise NotFound(f"no {noun} {', '.join(map(str, missing))}; nothing changed")
+    return rows
+
+
+def check_fires(queue: Row, event: str) -> None:
+    """Contract §4: a hook only for an event its queue's type fires."""
+    if not fires(queue["type"], event):
+        raise Refused(
+            f'queue {queue["id"]} ({QUEUE_TYPES[queue["type"]]}) never fires "{event}"; '
+            f"it fires: {', '.join(events_fired(queue['type']))}"
+        )
+
+
+def check_domain(queue: Row, schema: Row) -> None:
+    """Contract §2: a hook calls only a schema of its queue's domain. An API caller is told
+    only that the schema is not one of its domain (never which domain it is in)."""
+    if schema["domain_id"] != queue["domain_id"]:
+        raise Refused(
+            f"schema {schema['id']} {schema['name']!r} is in domain {schema['domain_id']}, but "
+            f"queue {queue['id']} is in domain {queue['domain_id']}: a hook may only call a "
+            "schema of its queue's domain",
+            public=f"no schema {schema['id']} in this domain",
+        )
+
+
+async def check_unique(conn: Conn, queue: Row, event: str, schema: Row, hook_id: int = 0) -> None:
+    same = await same_hook(conn, queue["id"], event, schema["id"])
+    if same is not None and same != hook_id:
+        raise Refused(
+            f'hook {same} already calls schema {schema["id"]} {schema["name"]!r} on "{event}" '
+            f"of queue {queue['id']}"
+        )
+
+
+async def check_hook(conn: Conn, queue: Row, event: str, schema: Row, hook_id: int = 0) -> None:
+    """Everything a new or changed hook must satisfy, worded before the database says it."""
+    check_fires(queue, event)
+    check_domain(queue, schema)
+    await check_unique(conn, queue, event, schema, hook_id)
+
+
+def check_target(url: str, allow_private: bool) -> None:
+    """Issue 12 defect 6: a schema URL whose host is a private IP literal is refused at save
+    time, by the same test the delivery guard applies (worker/addresses.py)."""
+    if allow_private:
+        return
+    address = private_literal(urlsplit(url).hostname or "")
+    if address is not None:
+        raise Refused(
+            f"URL {url!r}: {address} is not a public address (loopback, private, link-local "
+            "or metadata): deliveries to it are refused; set "
+            "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true to allow private targets"
+        )
+
+
+async def check_unused(conn: Conn, schema_row: Row) -> None:
+    used = await hooks_of_schema(conn, schema_row["id"])
+    if used:
+        it = "it" if len(used) == 1 else "them"
+        noun = "hook" if len(used) == 1 else "hooks"
+        raise Conflict(
+            f"schema {schema_row['id']} {schema_row['name']!r} is used by {noun} "
+            f"{', '.join(map(str, used))}: delete {it} or point {it} at another schema first "
+            "(hooks delete / hooks edit ID --schema ...)"
+        )
+
+
+# -- tokens and grants (contract §9) -------------------------------------------------------------
+_TOKEN = """
+SELECT t.id, t.domain_id, t.name, t.admin, t.created_at, t.revoked_at,
+       coalesce((SELECT jsonb_object_agg(g.queue_id::text, g.edit) FROM queue_hooks.grants g
+                 WHERE g.token_id = t.id), '{}'::jsonb) AS grants
+FROM queue_hooks.tokens t
+"""
+
+
+async def add_token(conn: Conn, domain: int, name: str, admin: bool, digest: bytes) -> int:
+    token_id: int = await conn.fetchval(
+        "INSERT INTO queue_hooks.tokens (domain_id, name, admin, hash) VALUES ($1, $2, $3, $4)"
+        " RETURNING id",
+        domain, name, admin, digest,
+    )  # fmt: skip
+    return token_id
+
+
+async def token_by_hash(conn: Conn, digest: bytes) -> Row | None:
+    """The live token with this hash: an equality probe of a unique index."""
+    return await conn.fetchrow(_TOKEN + " WHERE t.hash = $1 AND t.revoked_at IS NULL", digest)
+
+
+async def tokens(conn: Conn) -> list[Row]:
+    return await conn.fetch(_TOKEN + " ORDER BY t.id")
+
+
+async def require_token(conn: Conn, token_id: int) -> Row:
+    row: Row | None = await conn.fetchrow(_TOKEN + " WHERE t.id = $1", token_id)
+    if row is None:
+        raise NotFound(f"no token {token_id}")
+    return row
+
+
+async def revoke_token(conn: Conn, token_id: int) -> bool:
+    """True when it was live and is now revoked."""
+    await require_token(conn, token_id)
+    status: str = await conn.execute(
+        "UPDATE queue_hooks.tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        token_id,
+    )
+    return status.endswith(" 1")
+
+
+async def grant(conn: Conn, token_id: int, queue_id: int, edit: bool) -> Row:
+    """Read or edit on one queue of the token's own domain (a grant never crosses domains)."""
+    token, queue_row = await require_token(conn, token_id), await require_queue(conn, queue_id)
+    if token["domain_id"] != queue_row["domain_id"]:
+        raise Refused(
+            f"token {token_id} is of domain {token['domain_id']}, queue {queue_id} of domain "
+            f"{queue_row['domain_id']}: a token acts in its own domain only"
+        )
+    await conn.execute(
+        "INSERT INTO queue_hooks.grants (token_id, queue_id, edit) VALUES ($1, $2, $3)"
+        " ON CONFLICT (token_id, queue_id) DO UPDATE SET edit = EXCLUDED.edit",
+        token_id, queue_id, edit,
+    )  # fmt: skip
+    return token
+
+
+async def revoke_grant(conn: Conn, token_id: int, queue_id: int) -> bool:
+    await require_token(conn, token_id)
+    status: str = await conn.execute(
+        "DELETE FROM queue_hooks.grants WHERE token_id = $1 AND queue_id = $2", token_id, queue_id
+    )
+    return status.endswith(" 1")
+
+
+async def readable_queues(
+    conn: Conn, domain: int, grants: Sequence[int] | None, q: str | None, offset: int, limit: int
+) -> list[Row]:
+    """The queues of a domain (only those listed in `grants` unless it is None), by id."""
+    return await conn.fetch(
+        _QUEUE_ONLY + " WHERE q.domain_id = $1 AND ($2::bigint[] IS NULL OR q.id = ANY($2))"
+        " AND ($3::text IS NULL OR q.name ILIKE $3) ORDER BY q.id OFFSET $4 LIMIT $5",
+        domain, None if grants is None else list(grants),
+        like_pattern(q) if q is not None else None, offset, limit,
+    )  # fmt: skip
+
+
+async def domain_schemas(
+    conn: Conn, domain: int, q: str | None, offset: int, limit: int
+) -> list[Row]:
+    return await conn.fetch(
+        f"{_SCHEMA} WHERE s.domain_id = $1 AND ($2::text IS NULL OR s.name ILIKE $2)"
+        " ORDER BY s.id OFFSET $3 LIMIT $4",
+        domain, like_pattern(q) if q is not None else None, offset, limit,
+    )  # fmt: skip

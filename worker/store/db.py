@@ -28,6 +28,14 @@ async def connect(dsn: str) -> asyncpg.Connection[Any]:
     return conn
 
 
+async def create_pool(dsn: str, size: int) -> asyncpg.Pool[Any]:
+    """The API's connections, each with the JSON codecs."""
+    pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init, timeout=10
+    )
+    return pool
+
+
 async def wait_for_database(dsn: str, *, attempts: int | None = None) -> asyncpg.Connection[Any]:
     """Connect, waiting with backoff while the database is down (contract §7)."""
     delay, tried = 0.5, 0

@@ -1,0 +1,117 @@
+"""The application: routes under /api, the page's static files at /, one asyncpg pool."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from worker import __version__
+from worker.api import errors
+from worker.api.routes import hooks, lookups
+from worker.settings import Settings
+from worker.store.db import create_pool
+
+STATIC = Path(__file__).parent / "static"
+
+
+class BodyLimit:
+    """Refuses a body over the limit with the §8 error (413) before a route reads it, whether
+    announced by Content-Length or streamed in chunks."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            await self._refuse(scope, receive, send, length.isdigit())
+            return
+        if b"content-length" in dict(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        # Streamed in chunks: read it here, up to the limit, then hand it on whole.
+        chunks, seen, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen, more = seen + len(chunks[-1]), message.get("more_body", False)
+            if seen > self.limit:
+                await errors.response(413, "api.body.too_large", self._detail())(
+                    scope, receive, send
+                )
+                return
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return whole
+
+        await self.app(scope, replay, send)
+
+    def _detail(self) -> str:
+        return f"the body is larger than {self.limit} bytes"
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, numeric: bool) -> None:
+        code, error_id, detail = (413, "api.body.too_large", self._detail()) if numeric else (
+            400, "api.request.invalid", "Content-Length is not a number")  # fmt: skip
+        await errors.response(code, error_id, detail)(scope, receive, send)
+
+
+class JsonBodies:
+    """Every body of the API is JSON, whatever its Content-Type says: `curl -d` labels its
+    data a form's, and a form is never what the platform's engine reads either."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(settings.database_url, settings.api_pool_size)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="queue-hooks admin API", version=__version__, lifespan=lifespan,
+        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+        description="The platform's QueueHookService, served by queue-hooks (contract §8, §9).",
+        responses={400: {"model": errors_model()}, 401: {"model": errors_model()},
+                   403: {"model": errors_model()}, 404: {"model": errors_model()}},
+    )  # fmt: skip
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(hooks.router, prefix="/api")
+    app.include_router(lookups.router, prefix="/api")
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    app.add_middleware(JsonBodies)
+    app.add_middleware(BodyLimit, limit=settings.api_max_body)
+    return app
+
+
+def errors_model() -> type:
+    from worker.api.models import Error
+
+    return Error

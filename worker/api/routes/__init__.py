@@ -1,0 +1,1 @@
+"""The routes of contract §8, thin: parse (models), authorise (auth), call the store."""

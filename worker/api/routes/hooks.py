@@ -1,0 +1,149 @@
+"""A queue's hooks: search, create, read, update, patch, delete, delete several."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from schemas.queue_types import EventName
+from worker.api import models as m
+from worker.api.auth import DB, Who, queue_for
+from worker.api.errors import ApiError, bad_request, not_found
+from worker.api.rights import Need
+from worker.store import admin
+from worker.store.admin import Conn, Row
+
+router = APIRouter(prefix="/call_center/queues/{queue_id}/hooks", tags=["QueueHookService"])
+
+QueueId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
+HookId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
+Ids = Annotated[list[Annotated[int, Query(ge=0, le=m.MAX_ID)]], Query()]
+SORT = r"^[+\- ]?(id|event|schema|enabled)$"  # `+id` arrives as ` id` when `+` is not escaped
+
+
+def hook_out(r: Row) -> m.QueueHook:
+    by = r["updated_by"]
+    return m.QueueHook(
+        id=r["id"], event=r["event"], enabled=r["enabled"], queue_id=r["queue_id"],
+        schema_=m.Lookup(id=str(r["schema_id"]), name=r["schema_name"]),
+        updated_at=r["updated_at"],
+        updated_by=None if by is None else m.Lookup(id=str(by), name=r["updated_by_name"]),
+    )  # fmt: skip
+
+
+async def _one(conn: Conn, queue_id: int, hook_id: int) -> Row:
+    rows = await admin.hooks_by_id(conn, (hook_id,))
+    if not rows or rows[0]["queue_id"] != queue_id:
+        raise not_found(f"hook {hook_id} of queue {queue_id}")
+    return rows[0]
+
+
+@router.get("", response_model=m.HookPage, operation_id="SearchQueueHook")
+async def search(
+    conn: DB, who: Who, queue_id: QueueId,
+    page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=1000)] = 40,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    sort: Annotated[str, Query(pattern=SORT)] = "+id",
+    fields: Annotated[list[str] | None, Query()] = None,
+    id: Ids = [],  # noqa: B006 - the platform's parameter name; FastAPI copies defaults
+    schema_id: Ids = [],  # noqa: B006
+    event: Annotated[list[EventName], Query()] = [],  # noqa: B006
+    enabled: bool | None = None,
+) -> m.HookPage:  # fmt: skip
+    await queue_for(conn, who, queue_id, Need.READ)
+    rows = await admin.search_hooks(
+        conn, queue_id, q=q or None, ids=id, schema_ids=schema_id, events=event,
+        enabled=enabled, sort=sort.lstrip("+- "), descending=sort.startswith("-"),
+        offset=(page - 1) * size, limit=size + 1,
+    )  # fmt: skip
+    return m.HookPage(items=[hook_out(r) for r in rows[:size]], next=len(rows) > size)
+
+
+@router.post("", response_model=m.QueueHook, operation_id="CreateQueueHook")
+async def create(conn: DB, who: Who, queue_id: QueueId, body: m.HookCreate) -> m.QueueHook:
+    queue = await queue_for(conn, who, queue_id, Need.EDIT)
+    schema = await _schema_of(conn, queue, body.schema_.id)
+    await admin.check_hook(conn, queue, body.event, schema)
+    hook_id = await admin.add_hook(conn, queue_id, body.event, schema["id"], body.enabled)
+    return hook_out(await _one(conn, queue_id, hook_id))
+
+
+@router.get("/{id}", response_model=m.QueueHook, operation_id="ReadQueueHook")
+async def read(conn: DB, who: Who, queue_id: QueueId, id: HookId) -> m.QueueHook:
+    await queue_for(conn, who, queue_id, Need.READ)
+    return hook_out(await _one(conn, queue_id, id))
+
+
+@router.put("/{id}", response_model=m.QueueHook, operation_id="UpdateQueueHook")
+async def update(
+    conn: DB, who: Who, queue_id: QueueId, id: HookId, body: m.HookUpdate
+) -> m.QueueHook:
+    queue = await queue_for(conn, who, queue_id, Need.EDIT)
+    hook = await _one(conn, queue_id, id)
+    enabled = hook["enabled"] if body.enabled is None else body.enabled
+    return await _change(conn, queue, hook, body.event, body.schema_.id, enabled)
+
+
+@router.patch("/{id}", response_model=m.QueueHook, operation_id="PatchQueueHook")
+async def patch(
+    conn: DB, who: Who, queue_id: QueueId, id: HookId, body: m.HookPatch
+) -> m.QueueHook:
+    queue = await queue_for(conn, who, queue_id, Need.EDIT)
+    hook = await _one(conn, queue_id, id)
+    given = body.model_fields_set - {"fields"}
+    if body.fields is not None:  # only the keys named there ("schema.id" names the schema)
+        named = {f.split(".", 1)[0] for f in body.fields}
+        given &= {"schema_" if f == "schema" else f for f in named}
+    event = body.event if "event" in given and body.event else hook["event"]
+    schema_id = body.schema_.id if "schema_" in given and body.schema_ else hook["schema_id"]
+    enabled = body.enabled if "enabled" in given and body.enabled is not None else hook["enabled"]
+    if (event, schema_id, enabled) == (hook["event"], hook["schema_id"], hook["enabled"]):
+        return hook_out(hook)  # nothing changes: neither updated_at nor updated_by
+    return await _change(conn, queue, hook, event, schema_id, enabled)
+
+
+@router.delete("/{id}", response_model=m.QueueHook, operation_id="DeleteQueueHook")
+async def delete(conn: DB, who: Who, queue_id: QueueId, id: HookId) -> m.QueueHook:
+    await queue_for(conn, who, queue_id, Need.EDIT)
+    hook = await _one(conn, queue_id, id)
+    await admin.delete_hooks(conn, (id,))
+    return hook_out(hook)
+
+
+@router.delete("", response_model=m.DeletedHooks, operation_id="DeleteQueueHooks")
+async def delete_several(conn: DB, who: Who, queue_id: QueueId, id: Ids = []) -> m.DeletedHooks:  # noqa: B006
+    """All or nothing: when one of them is not a hook of this queue, none is deleted."""
+    await queue_for(conn, who, queue_id, Need.EDIT)
+    if not id:
+        raise bad_request("give at least one id: ?id=1&id=2")
+    rows = await admin.hooks_by_id(conn, id)
+    missing = sorted(set(id) - {r["id"] for r in rows if r["queue_id"] == queue_id})
+    if missing:
+        noun = "hook" if len(missing) == 1 else "hooks"
+        listed = ", ".join(map(str, missing))
+        raise ApiError(
+            404, "api.not_found", f"no {noun} {listed} in queue {queue_id}; none deleted"
+        )
+    await admin.delete_hooks(conn, id)
+    return m.DeletedHooks(items=[hook_out(r) for r in rows])
+
+
+async def _schema_of(conn: Conn, queue: Row, schema_id: int) -> Row:
+    """The hook's schema, which must be of the queue's domain: another domain's schema and
+    no schema at all read the same (a 400, as contract §8 lists it)."""
+    row = await admin.schema(conn, schema_id)
+    if row is None:
+        raise admin.Refused(f"no schema {schema_id} in this domain")
+    admin.check_domain(queue, row)
+    return row
+
+
+async def _change(
+    conn: Conn, queue: Row, hook: Row, event: str, schema_id: int, enabled: bool
+) -> m.QueueHook:
+    schema = await _schema_of(conn, queue, schema_id)
+    await admin.check_hook(conn, queue, event, schema, hook["id"])
+    await admin.set_hook(conn, hook["id"], event, schema["id"], enabled)
+    return hook_out(await _one(conn, queue["id"], hook["id"]))
