@@ -8,10 +8,10 @@ import asyncio
 import httpx
 import orjson
 
-from tests.cli import free_port, queue_hooks
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver
+from tests.support.cli import free_port, queue_hooks
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Receiver
 from worker import secrets
 from worker.broker import topology as t
 
@@ -61,9 +61,7 @@ async def test_a_schema_whose_secret_cannot_be_read_stops_only_its_own_deliverie
     assert check.code == 0, check.out  # the worker is ready for every other schema
 
     # A running worker meets a second bad row: it goes on.
-    await db.execute(
-        "UPDATE queue_hooks.schemas SET secret = 'enc:damaged' WHERE id <> $1", bad
-    )
+    await db.execute("UPDATE queue_hooks.schemas SET secret = 'enc:damaged' WHERE id <> $1", bad)
 
     async def two_unsigned() -> bool:
         return await _unsigned_gauge(port) == 2

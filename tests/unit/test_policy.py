@@ -1,0 +1,105 @@
+"""Pure: what each result means, and how long each retry tier waits (contract §5)."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+
+from worker.deliver import build_target, request_headers
+from worker.model import Attempt, Schema, describe_target
+from worker.policy import Dead, Delivered, Retry, judge, quick_retryable, retry_after, tier_wait
+
+URL = "https://user:pw@crm.example/hook?token=abc"
+SHOWN = describe_target(URL)
+NOW = 1_800_000_000.0
+
+
+def at(status: int | None, **kw: object) -> Attempt:
+    return Attempt(status, 0.01, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 299])
+def test_2xx_is_delivered(status: int) -> None:
+    assert judge(at(status), SHOWN, NOW) == Delivered()
+
+
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504, 599])
+def test_retryable_statuses(status: int) -> None:
+    verdict = judge(at(status), SHOWN, NOW)
+    assert verdict == Retry(f"HTTP {status} from https://crm.example/hook")
+
+
+def test_no_response_is_retried_and_the_error_hides_credentials() -> None:
+    verdict = judge(at(None, error="no response within 5000 ms"), SHOWN, NOW)
+    assert isinstance(verdict, Retry)
+    assert "pw" not in verdict.error and "token" not in verdict.error
+
+
+def test_410_is_gone() -> None:
+    assert judge(at(410), SHOWN, NOW) == Dead("gone", "HTTP 410 from https://crm.example/hook")
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 400, 401, 403, 404, 409, 422])
+def test_other_statuses_are_rejected_at_once(status: int) -> None:
+    verdict = judge(at(status), SHOWN, NOW)
+    assert isinstance(verdict, Dead) and verdict.reason == "rejected"
+    assert f"HTTP {status} from https://crm.example/hook" in verdict.error
+
+
+def test_a_blocked_address_is_dead_with_reason_blocked() -> None:
+    verdict = judge(at(None, error="blocked: 10.0.0.1 is not a public address", blocked=True),
+                    URL, NOW)  # fmt: skip
+    assert isinstance(verdict, Dead) and verdict.reason == "blocked"
+
+
+def test_retry_after_only_counts_on_429_and_503() -> None:
+    assert judge(at(429, retry_after="30"), SHOWN, NOW) == Retry(
+        "HTTP 429 from https://crm.example/hook", 30.0
+    )
+    assert judge(at(500, retry_after="30"), SHOWN, NOW) == Retry(
+        "HTTP 500 from https://crm.example/hook", None
+    )
+
+
+def test_retry_after_as_a_date() -> None:
+    assert retry_after(formatdate(NOW + 90, usegmt=True), NOW) == pytest.approx(90, abs=1)
+    assert retry_after("soon", NOW) is None
+    assert retry_after(None, NOW) is None
+
+
+def test_tier_waits_lengthen_but_never_shorten_and_at_most_double() -> None:
+    delays = (10.0, 60.0)
+    assert tier_wait(delays, 0, None) == 10.0
+    assert tier_wait(delays, 0, 3.0) == 10.0
+    assert tier_wait(delays, 0, 15.0) == 15.0
+    assert tier_wait(delays, 0, 500.0) == 20.0
+    assert tier_wait(delays, 1, None) == 60.0
+    assert tier_wait(delays, 2, None) is None
+
+
+def test_quick_retries_are_for_refused_connections_and_gateway_errors() -> None:
+    assert quick_retryable(at(None, refused=True))
+    assert all(quick_retryable(at(s)) for s in (502, 503, 504))
+    assert not quick_retryable(at(500))
+    assert not quick_retryable(at(None, error="timeout"))
+
+
+def test_static_headers_never_replace_ours() -> None:
+    schema = Schema(
+        1, 1, "crm", URL, None,
+        (("Authorization", "Bearer x"), ("Webhook-Id", "evil"), ("User-Agent", "evil"),
+         ("Content-Type", "text/plain"), ("Queue-Hooks-Attempt", "9")),
+        5.0,
+    )  # fmt: skip
+    headers = request_headers(build_target(schema, True), "e:1", 2, b"{}", NOW)
+    assert headers["webhook-id"] == "e:1"
+    assert headers["queue-hooks-attempt"] == "2"
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("queue-hooks/")
+    assert headers["Authorization"] == "Bearer x"
+    assert "webhook-signature" not in headers
+    assert {k.lower() for k in headers} == {
+        "webhook-id", "queue-hooks-attempt", "content-type", "user-agent", "authorization",
+        "webhook-timestamp",
+    }  # fmt: skip
