@@ -107,8 +107,8 @@ class Engine:
         self.nacked.append(True)
 
 
-def engine(*answers: Attempt, hooks: list[Hook] | None = None) -> Engine:
-    settings = Settings(_env_file=None, retry_delays=DELAYS, quick_retries=1)
+def engine(*answers: Attempt, hooks: list[Hook] | None = None, **tuning: Any) -> Engine:
+    settings = Settings(_env_file=None, retry_delays=DELAYS, quick_retries=1, **tuning)
     publisher, source = (
         FakePublisher(),
         FakeHooks({h.id: h for h in (hooks if hooks is not None else [hook()])}),
@@ -225,6 +225,28 @@ async def test_a_stray_retry_message_is_set_aside_invalid_and_acked() -> None:
     assert headers[codec.H_REASON] == "invalid" and headers["x-mine"] == "yes"
     assert codec.H_HOOK_ID in headers[codec.H_ERROR]
     assert e.acked == [True] and not e.nacked and not e.stopped
+
+
+async def test_a_stalled_schema_defers_what_waits_without_a_request() -> None:
+    e = engine(schema_concurrency=1, schema_stall=0.01)
+    release = asyncio.Event()
+
+    async def hanging(target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt:
+        e.deliverer.posted.append((webhook_id, attempt))
+        await release.wait()
+        return Attempt(204, 0.001)
+
+    e.deliverer.post = hanging  # type: ignore[method-assign]
+    first = asyncio.ensure_future(e.consume(event_inbound()))
+    while not e.deliverer.posted:
+        await asyncio.sleep(0)
+    await e.consume(event_inbound(id="7d444840-9dc8-11d1-b245-5ffdce74fad2"))
+    ((_body, headers, delay, _wait),) = e.publisher.waits
+    assert headers[codec.H_DEFERRED] == 1 and delay == DELAYS[0]
+    assert headers[codec.H_ATTEMPTS] == 0 and headers[codec.H_TIER] == 0
+    release.set()
+    await first
+    assert len(e.deliverer.posted) == 1 and e.acked == [True, True]
 
 
 # -- a schema whose secret cannot be read (defect 7) ----------------------------------------
