@@ -229,17 +229,17 @@ async def test_a_stray_retry_message_is_set_aside_invalid_and_acked() -> None:
 
 async def test_a_stalled_schema_defers_what_waits_without_a_request() -> None:
     e = engine(schema_concurrency=1, schema_stall=0.01)
-    release = asyncio.Event()
+    release, posted = asyncio.Event(), asyncio.Event()
 
     async def hanging(target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt:
         e.deliverer.posted.append((webhook_id, attempt))
+        posted.set()
         await release.wait()
         return Attempt(204, 0.001)
 
     e.deliverer.post = hanging  # type: ignore[method-assign]
     first = asyncio.ensure_future(e.consume(event_inbound()))
-    while not e.deliverer.posted:
-        await asyncio.sleep(0)
+    await posted.wait()
     await e.consume(event_inbound(id="7d444840-9dc8-11d1-b245-5ffdce74fad2"))
     ((_body, headers, delay, _wait),) = e.publisher.waits
     assert headers[codec.H_DEFERRED] == 1 and delay == DELAYS[0]
