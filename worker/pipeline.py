@@ -48,9 +48,6 @@ from worker.settle import Settler
 
 log = structlog.get_logger("queue_hooks.pipeline")
 
-# Kept for the tests and tools that named a delivery so before the codec existed.
-Job = Delivery
-
 
 class Pipeline:
     def __init__(

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.codec import BATCH_TYPE, JSON_TYPE, header_size, pack, unpack
+from worker.codec import JSON_TYPE, header_size, pack
 
 Headers = dict[str, Any]
 # (body, headers, content type, tier delay, wait) -> returns once confirmed
@@ -29,8 +29,6 @@ MAX_BYTES = 4 << 20
 # Every header of a message travels in one frame, 128 KiB by default (frame_max): a batch's
 # headers stay well below it, whatever the length of each delivery's last error.
 MAX_HEADER_BYTES = 64 << 10
-
-__all__ = ["BATCH_TYPE", "MAX_BYTES", "MAX_ITEMS", "WaitPublisher", "pack", "unpack"]
 
 
 @dataclass
