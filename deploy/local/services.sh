@@ -436,6 +436,13 @@ rmq_stop() {
         if [[ $pid == "$launcher" ]]; then
             kill -TERM "$pid" 2>/dev/null || true
             wait_gone "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
+            # The VM may have written its pid file meanwhile, and outlive the wrapper.
+            local vm
+            vm=$(cat "$RMQ_PID_FILE" 2>/dev/null || true)
+            if pid_alive "$vm"; then
+                kill -TERM "$vm" 2>/dev/null || true
+                wait_gone "$vm" 15 || kill -KILL "$vm" 2>/dev/null || true
+            fi
         elif ! timeout 60 env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q stop >>"$RMQ_OUT" 2>&1 \
             || ! wait_gone "$pid" 30; then
             err "rabbitmq: rabbitmqctl stop did not work, sending SIGTERM to $pid"
