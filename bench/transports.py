@@ -20,7 +20,6 @@ from httpx_aiohttp import AiohttpTransport
 
 from bench.procs import Receiver
 from worker.deliver import Sender
-from worker.deliver.transport import AiohttpTransport as OurTransport
 from worker.model import Schema
 
 BODY = b'{"type":"leaving","data":{' + b'"k":"v",' * 200 + b'"end":1}}'
@@ -89,16 +88,6 @@ async def httpx_transport_direct(url: str, n: int) -> float:
     return await direct(
         AiohttpTransport(client=_session()),
         lambda: httpx.Request("POST", parsed, content=BODY, headers=HEADERS),
-        url, n,
-    )  # fmt: skip
-
-
-async def our_transport(url: str, n: int) -> float:
-    """worker.deliver.transport, the request built with `stream=` as the Sender builds it."""
-    parsed = httpx.URL(url)
-    return await direct(
-        OurTransport(_session()),
-        lambda: httpx.Request("POST", parsed, headers=HEADERS, stream=httpx.ByteStream(BODY)),
         url, n,
     )  # fmt: skip
 
@@ -202,10 +191,11 @@ async def worker_sender(url: str, n: int) -> float:
     """What the worker does per attempt: headers, signature, timeout, the client it uses."""
     schema = Schema(1, 1, "bench", url, "whsec_" + "A" * 44, (), 10.0)
     sender = Sender(allow_private=True)
+    target = sender.target(schema)
     try:
 
         async def post(_u: str) -> int:
-            attempt = await sender.post(schema, BODY, "x:1", 1)
+            attempt = await sender.post(target, BODY, "x:1", 1)
             return attempt.status or 0
 
         return await run(post, url, n)
@@ -217,7 +207,6 @@ CLIENTS: dict[str, Callable[[str, int], Awaitable[float]]] = {
     "httpx, its own pool (httpcore)": httpx_default,
     "httpx over httpx-aiohttp": httpx_aiohttp,
     "httpx-aiohttp transport, no AsyncClient": httpx_transport_direct,
-    "our transport (worker.deliver.transport)": our_transport,
     "aiohttp directly": aiohttp_direct,
     "pyreqwest httpx transport, no AsyncClient": pyreqwest_transport,
     "pyreqwest directly": pyreqwest_direct,

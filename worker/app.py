@@ -18,6 +18,7 @@ from worker.health import OpsServer
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
 from worker.settings import Settings
+from worker.settle import Settler
 from worker.store import HookCache, wait_for_database
 from worker.store.migrate import ensure_migrated
 
@@ -29,22 +30,24 @@ class Worker:
         self.settings = settings
         key = settings.secret_key.get_secret_value() if settings.secret_key else None
         self.metrics = Metrics()
+        self.sender = Sender(settings.allow_private_targets)
         self.cache = HookCache(
-            settings.database_url, settings.cache_poll, lambda s: secrets.unseal(s, key)
-        )
+            settings.database_url, settings.cache_poll, lambda s: secrets.unseal(s, key),
+            self.sender.target,
+        )  # fmt: skip
         self.cache.listeners.append(self.metrics.cache_loaded)
         self._stop = asyncio.Event()
         self._fatal: BaseException | None = None
         self.broker = Broker(
-            settings.amqp_url, settings.exchange, settings.retry_delays, settings.prefetch,
-            on_fatal=self._on_fatal,
-        )  # fmt: skip
-        self.sender = Sender(settings.allow_private_targets)
-        self.pipeline = Pipeline(settings, self.broker, self.cache, self.sender, self.metrics)
+            settings.amqp_url, settings.exchange, settings.retry_delays, settings.prefetch
+        )
+        self.settler = Settler(self.broker, self.metrics, on_fatal=self._on_fatal)
+        self.pipeline = Pipeline(settings, self.settler, self.cache, self.sender, self.metrics)
         self.consuming = False
         self.ops = OpsServer(
-            settings.metrics_port, self.metrics, self.readiness, self.broker.queue_depths
-        )
+            settings.metrics_port, self.metrics, self.readiness, self.broker.queue_depths,
+            self.problems,
+        )  # fmt: skip
 
     def _on_fatal(self, exc: BaseException) -> None:
         self._fatal = exc
@@ -65,6 +68,11 @@ class Worker:
             "consuming": self.consuming,
         }
 
+    def problems(self) -> list[str]:
+        """What /readyz adds as details without being unready: one schema that cannot sign
+        stops only its own deliveries."""
+        return list(self.cache.snapshot.unsigned().values())
+
     async def run(self) -> None:
         """Returns after a clean stop; raises Fatal when something unrecoverable happened."""
         cache_task: asyncio.Task[None] | None = None
@@ -78,7 +86,9 @@ class Worker:
                 and await self._until_stopped(self.cache.wait_fresh())
                 and await self._until_stopped(self.broker.connect())
             ):
-                await self.broker.consume(self.pipeline.on_event, self.pipeline.on_retry)
+                await self.broker.consume(
+                    self.pipeline.on_event, self.pipeline.on_retry, self.settler.message
+                )
                 self.consuming = True
                 log.info("worker consuming", prefetch=self.settings.prefetch)
                 await self._stop.wait()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from enum import Enum
-
-import aiormq.exceptions
-import asyncpg
+from functools import cache
 
 
 class Kind(Enum):
@@ -29,24 +27,31 @@ class Fatal(Exception):
     """Raised by our own code when the process cannot go on (e.g. misconfiguration)."""
 
 
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    OSError,
-    TimeoutError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.QueryCanceledError,
-    aiormq.exceptions.AMQPConnectionError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    aiormq.exceptions.ChannelClosed,
-    aiormq.exceptions.ConnectionClosed,
-    aiormq.exceptions.DeliveryError,
-    aiormq.exceptions.PublishError,
-)
+@cache
+def _transient() -> tuple[type[BaseException], ...]:
+    """Imported on first use, not with this module: the pure core (worker/policy.py) uses
+    Kind and must not load the AMQP and SQL clients (issue 12)."""
+    import aiormq.exceptions
+    import asyncpg
+
+    return (
+        ConnectionError,
+        OSError,
+        TimeoutError,
+        asyncio.TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InterfaceError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.AdminShutdownError,
+        asyncpg.QueryCanceledError,
+        aiormq.exceptions.AMQPConnectionError,
+        aiormq.exceptions.ChannelInvalidStateError,
+        aiormq.exceptions.ChannelClosed,
+        aiormq.exceptions.ConnectionClosed,
+        aiormq.exceptions.DeliveryError,
+        aiormq.exceptions.PublishError,
+    )
 
 
 def classify(exc: BaseException) -> Kind:
@@ -54,8 +59,10 @@ def classify(exc: BaseException) -> Kind:
         return Kind.PERMANENT
     if isinstance(exc, Fatal):
         return Kind.FATAL
-    if isinstance(exc, _TRANSIENT):
+    if isinstance(exc, _transient()):
         return Kind.TRANSIENT
+    import asyncpg
+
     if isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", "")).startswith(
         ("08", "53", "57")  # connection, resources, operator intervention (shutdown)
     ):

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
@@ -22,20 +22,29 @@ from worker.metrics import Metrics
 log = structlog.get_logger("queue_hooks.health")
 
 Readiness = Callable[[], dict[str, bool]]
+Problems = Callable[[], list[str]]
 Depths = Callable[[], Awaitable[dict[str, int]]]
 DEPTH_TIMEOUT = 2.0  # a scrape must not hang on a broker that does not answer
 
 
-def readiness_text(state: dict[str, bool]) -> tuple[bool, str]:
+def readiness_text(state: dict[str, bool], problems: Sequence[str] = ()) -> tuple[bool, str]:
+    """The first line says ready or not; each problem that does not make the worker unready
+    (a schema that cannot sign) follows on a line of its own."""
     missing = [name for name, ok in state.items() if not ok]
     if missing:
-        return False, "not ready: " + ", ".join(f"{name} down" for name in missing)
-    return True, "ready: " + ", ".join(f"{name} ok" for name in state)
+        text = "not ready: " + ", ".join(f"{name} down" for name in missing)
+    else:
+        text = "ready: " + ", ".join(f"{name} ok" for name in state)
+    return not missing, "\n".join([text, *problems])
 
 
 class OpsServer:
-    def __init__(self, port: int, metrics: Metrics, readiness: Readiness, depths: Depths) -> None:
+    def __init__(
+        self, port: int, metrics: Metrics, readiness: Readiness, depths: Depths,
+        problems: Problems = list,
+    ) -> None:  # fmt: skip
         self.port = port
+        self._problems = problems
         self._metrics = metrics
         self._readiness = readiness
         self._depths = depths
@@ -68,7 +77,7 @@ class OpsServer:
         return web.Response(text="alive\n")
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        ready, text = readiness_text(self._readiness())
+        ready, text = readiness_text(self._readiness(), self._problems())
         return web.Response(status=200 if ready else 503, text=text + "\n")
 
     async def _scrape(self, _request: web.Request) -> web.Response:

@@ -6,9 +6,6 @@ import asyncio
 import atexit
 import logging
 import sys
-import threading
-import time
-from datetime import UTC, datetime
 from typing import TextIO
 
 import orjson
@@ -34,14 +31,15 @@ class LineWriter:
     1-3 % of its CPU (a few us a line), and one per loop turn still made a write for every
     two deliveries or so (`strace -c`: as many writes of log lines as turns of the loop).
     Lines reach stderr in order, at most 5 ms late; what is gathered is written at exit too.
-    Outside a running loop (start-up, the CLI) each line is written at once.
+    Outside a running loop (start-up, the CLI) each line is written at once. Kept because it
+    pays: against structlog's own WriteLoggerFactory (a write and a flush a line), worker CPU
+    per delivery 173 / 187 / 201 us against 185 / 225 / 206 in three alternated `make bench`
+    end-to-end runs (docs/performance.md).
     """
 
     def __init__(self, file: TextIO) -> None:
         self._file = file
         self._lines: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # the last one that ran here
-        self._thread = 0
         self._due: asyncio.AbstractEventLoop | None = None  # the loop a flush is due on
 
     def msg(self, message: str) -> None:
@@ -53,19 +51,12 @@ class LineWriter:
             self._due = loop
             loop.call_later(FLUSH_EVERY, self.flush)
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop | None:
-        # Looked up only when it changed: on Python 3.11 each lookup is a getpid system call.
-        # One loop runs in a thread at a time, so a running loop last seen in this thread is
-        # the one running now.
-        loop = self._loop
-        if loop is not None and loop.is_running() and threading.get_ident() == self._thread:
-            return loop
+    @staticmethod
+    def _running_loop() -> asyncio.AbstractEventLoop | None:
         try:
-            self._loop = asyncio.get_running_loop()
+            return asyncio.get_running_loop()
         except RuntimeError:
             return None
-        self._thread = threading.get_ident()
-        return self._loop
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
@@ -92,26 +83,6 @@ class _WriterHandler(logging.Handler):
             self.handleError(record)
 
 
-class _UtcStamp:
-    """structlog's TimeStamper(fmt="iso", utc=True), the same text at 0.5 us instead of 1.2:
-    the date and time of day are formatted once a second, not once a line."""
-
-    def __init__(self) -> None:
-        self._cached = (-1, "")  # one tuple, replaced whole: a thread never sees half of it
-
-    def __call__(
-        self, _logger: object, _name: str, event_dict: structlog.typing.EventDict
-    ) -> structlog.typing.EventDict:
-        now = time.time()
-        second = int(now)
-        cached_second, prefix = self._cached
-        if second != cached_second:
-            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._cached = (second, prefix)
-        event_dict["timestamp"] = f"{prefix}.{int((now - second) * 1e6):06d}Z"
-        return event_dict
-
-
 def _keep(
     _logger: object, _name: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
@@ -131,7 +102,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            _UtcStamp(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             _tracebacks if fmt == "json" else structlog.dev.set_exc_info,
             # "event" is a queue event here; the log line's own text goes under "msg".
             structlog.processors.EventRenamer("msg") if fmt == "json" else _keep,
@@ -148,7 +119,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
             foreign_pre_chain=[
                 structlog.stdlib.add_log_level,
                 structlog.stdlib.add_logger_name,
-                _UtcStamp(),
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
             ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
-    from worker.deliver import Attempt
-    from worker.model import Snapshot
+    from worker.model import Attempt, Snapshot
 
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _LAG = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600, 21600, 86400)
@@ -48,6 +47,10 @@ class Metrics:
         self.cache_refreshes = Counter(
             "queue_hooks_hook_cache_refreshes", "Reloads of the hook cache", registry=r
         )
+        self.unsigned = Gauge(
+            "queue_hooks_schemas_unsigned",
+            "Schemas whose secret cannot be read: their deliveries are not sent", registry=r,
+        )  # fmt: skip
         self.queue_depth = Gauge(
             "queue_hooks_queue_messages", "Messages ready in our queues", ["queue"], registry=r
         )
@@ -64,7 +67,7 @@ class Metrics:
     def event_consumed(self, event: str, outcome: str) -> None:
         self._event(event, outcome).inc()
 
-    def delivered(self, attempt: Attempt, lag: float | None = None) -> None:
+    def delivered(self, lag: float | None = None) -> None:
         self._delivered.inc()
         if lag is not None:
             self.lag.observe(max(lag, 0.0))
@@ -85,4 +88,5 @@ class Metrics:
 
     def cache_loaded(self, snapshot: Snapshot, _took: float) -> None:
         self.cache_entries.set(len(snapshot.by_id))
+        self.unsigned.set(len(snapshot.unsigned()))
         self.cache_refreshes.inc()

@@ -1,18 +1,20 @@
 """The one engine: event in -> validate -> look up hooks -> build payload -> deliver -> outcome.
 
-An event is acked only when every hook's outcome is settled: delivered, scheduled for retry by
-a confirmed publish, or dead-lettered by a confirmed publish. Each hook is settled on its own,
+Each step decides and returns; worker/settle.py carries the outcome out (publishes, acks). An
+event is acked only when every hook's outcome is settled: delivered, scheduled for retry by a
+confirmed publish, or dead-lettered by a confirmed publish. Each hook is settled on its own,
 so one failing hook never makes another be called twice.
+
+It depends on interfaces only (worker/abc.py): the settling's publisher, the hook source, the
+deliverer; tests/unit/test_engine_unit.py runs every outcome path with fakes of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import orjson
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -24,86 +26,42 @@ from tenacity import (
 
 from schemas.events import Event, InvalidEvent, parse_event
 from schemas.payload import build_body, encode_data
-from worker.broker import Broker, Inbound
-from worker.broker import topology as t
-from worker.deliver import Attempt, Sender
-from worker.errors import is_transient, one_line
+from worker.abc import Deliverer, HookSource
+from worker.codec import H_HOOK_ID, Delivery, Inbound
+from worker.errors import Permanent, one_line
 from worker.gate import Gate
 from worker.metrics import Metrics
-from worker.model import Hook
-from worker.policy import Dead, DeadReason, Delivered, Retry, judge, quick_retryable, tier_wait
+from worker.model import Attempt, Hook
+from worker.policy import (
+    Dead,
+    Delivered,
+    Outcome,
+    Wait,
+    after_verdict,
+    deferral,
+    judge,
+    not_signable,
+    quick_retryable,
+)
 from worker.settings import Settings
-from worker.store import HookCache
-from worker.store.admin import disable_hook
+from worker.settle import Settler
 
 log = structlog.get_logger("queue_hooks.pipeline")
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One delivery: an event's body for one hook, and how far its series has come."""
-
-    hook_id: int
-    event_id: str
-    event: str
-    queue_id: int
-    body: bytes
-    attempts: int = 0  # HTTP requests made so far
-    tier: int = 0  # wait tiers gone through so far
-    deferred: int = 0  # times put off because its schema was at its limit (no request made)
-    occurred_at: float | None = None  # for the lag metric; read back from the body on retries
-
-    @property
-    def webhook_id(self) -> str:
-        return f"{self.event_id}:{self.hook_id}"
-
-    def attempted(self, attempts: int) -> Job:
-        """With its request count moved on. Built directly: dataclasses.replace looks the
-        fields up again each time, about 1 us on every delivery."""
-        return Job(
-            self.hook_id, self.event_id, self.event, self.queue_id, self.body, attempts,
-            self.tier, self.deferred, self.occurred_at,
-        )  # fmt: skip
-
-    def headers(self) -> dict[str, object]:
-        return {
-            t.H_HOOK_ID: self.hook_id,
-            t.H_EVENT_ID: self.event_id,
-            t.H_EVENT: self.event,
-            t.H_QUEUE_ID: self.queue_id,
-            t.H_ATTEMPTS: self.attempts,
-            t.H_TIER: self.tier,
-        } | ({t.H_DEFERRED: self.deferred} if self.deferred else {})
-
-    @classmethod
-    def from_message(cls, inbound: Inbound) -> Job:
-        h = inbound.headers
-        return cls(
-            hook_id=int(h[t.H_HOOK_ID]),
-            event_id=str(h.get(t.H_EVENT_ID, "")),
-            event=str(h.get(t.H_EVENT, "")),
-            queue_id=int(h.get(t.H_QUEUE_ID, 0)),
-            body=inbound.body,
-            attempts=int(h.get(t.H_ATTEMPTS, 0)),
-            tier=int(h.get(t.H_TIER, 0)),
-            occurred_at=_occurred_at(inbound.body),
-            deferred=int(h.get(t.H_DEFERRED, 0)),
-        )
 
 
 class Pipeline:
     def __init__(
         self,
         settings: Settings,
-        broker: Broker,
-        cache: HookCache,
-        sender: Sender,
+        settle: Settler,
+        hooks: HookSource,
+        deliverer: Deliverer,
         metrics: Metrics,
     ) -> None:
         self.settings = settings
-        self.broker = broker
-        self.cache = cache
-        self.sender = sender
+        self.settle = settle
+        self.hooks = hooks
+        self.deliverer = deliverer
         self.metrics = metrics
         self._gates: dict[int, Gate] = {}  # schema id -> its requests in flight and waiting
         # Without wait tiers nothing can be deferred: deliveries then wait for a slot.
@@ -115,98 +73,76 @@ class Pipeline:
         try:
             event = parse_event(inbound.body, self.settings.max_event_bytes)
         except InvalidEvent as exc:
-            await self._dead_invalid(inbound, exc)
+            await self.settle.dead_event(inbound, exc.error, exc.event_id)
             return
-        await self.cache.wait_fresh()
-        hooks = self.cache.hooks_for(event.queue_id, event.event)
+        await self.hooks.wait_fresh()
+        hooks = self.hooks.hooks_for(event.queue_id, event.event)
         self.metrics.event_consumed(event.event, "delivering" if hooks else "no_hooks")
         if not hooks:
             return
-        data = encode_data(event, self.cache.queue_variables(event.queue_id))
-        jobs = [self._job(event, received_at, hook, data) for hook in hooks]
+        data = encode_data(event, self.hooks.queue_variables(event.queue_id))
+        deliveries = [_delivery(event, received_at, hook, data) for hook in hooks]
         if len(hooks) == 1:  # the common case: no gather, no extra task
-            await self._run(jobs[0], hooks[0])
+            await self._run(deliveries[0], hooks[0])
             return
-        await asyncio.gather(*(self._run(job, hook) for job, hook in zip(jobs, hooks, strict=True)))
-
-    @staticmethod
-    def _job(event: Event, received_at: datetime, hook: Hook, data: bytes) -> Job:
-        body = build_body(event, received_at, hook.id, hook.schema.id, data)
-        occurred = (event.occurred_at or received_at).timestamp()
-        return Job(hook.id, event.id, event.event, event.queue_id, body, occurred_at=occurred)
-
-    async def _dead_invalid(self, inbound: Inbound, exc: InvalidEvent) -> None:
-        headers: dict[str, object] = {t.H_REASON: "invalid", t.H_ERROR: exc.error, t.H_ATTEMPTS: 0}
-        if exc.event_id is not None:
-            headers[t.H_EVENT_ID] = exc.event_id
-        if inbound.routing_key:
-            headers[t.H_ROUTING_KEY] = inbound.routing_key
-        await self.broker.publish_dead(inbound.body, headers, inbound.content_type)
-        self.metrics.event_consumed("invalid", "invalid")
-        self.metrics.dead("invalid")
-        log.warning("event dead-lettered", reason="invalid", error=exc.error, event_id=exc.event_id)
+        await asyncio.gather(*(self._run(d, h) for d, h in zip(deliveries, hooks, strict=True)))
 
     # -- retries --------------------------------------------------------------------------
     async def on_retry(self, inbound: Inbound) -> None:
         try:
-            job = Job.from_message(inbound)
+            delivery = Delivery.read(inbound)
         except (KeyError, ValueError, TypeError) as exc:
-            # Not one of ours (published by hand?): keep it, with what was wrong.
-            error = f"retry message without a valid {t.H_HOOK_ID} header ({one_line(exc)})"
-            await self.broker.publish_dead(
-                inbound.body,
-                {t.H_ATTEMPTS: 0, **inbound.headers, t.H_REASON: "invalid", t.H_ERROR: error},
-                inbound.content_type,
-            )  # fmt: skip
-            self.metrics.dead("invalid")
-            log.warning("retry message dead-lettered", reason="invalid", error=error)
-            return
-        await self.cache.wait_fresh()
-        hook = self.cache.hook(job.hook_id)
+            # Not one of ours (published by hand?): set aside, kept with what was wrong.
+            raise Permanent(
+                f"retry message without a valid {H_HOOK_ID} header ({one_line(exc)})"
+            ) from None
+        await self.hooks.wait_fresh()
+        hook = self.hooks.hook(delivery.hook_id)
         if hook is None:
-            await self._dead(job, "disabled", f"hook {job.hook_id} is disabled or deleted")
+            error = f"hook {delivery.hook_id} is disabled or deleted"
+            await self.settle.delivery(delivery, Dead("disabled", error), time.time())
             return
-        await self._run(job, hook)
+        await self._run(delivery, hook)
 
     # -- one hook's delivery, start to settled ----------------------------------------------
-    async def _run(self, job: Job, hook: Hook) -> None:
-        schema_id = hook.schema.id
-        gate = self._gates.get(schema_id)
+    async def _run(self, delivery: Delivery, hook: Hook) -> None:
+        outcome, delivery = await self._outcome(delivery, hook)
+        await self.settle.delivery(delivery, outcome, time.time())
+        if isinstance(outcome, Dead) and outcome.reason == "gone":
+            await self.hooks.disable(hook.id)
+
+    async def _outcome(self, delivery: Delivery, hook: Hook) -> tuple[Outcome, Delivery]:
+        delays = self.settings.retry_delays
+        if hook.schema.secret_error:  # never sent unsigned (issue 12, defect 7)
+            return not_signable(delivery, delays, hook.schema.secret_error), delivery
+        gate = self._gates.get(hook.schema.id)
         if gate is None:
-            gate = self._gates[schema_id] = Gate(self.settings.schema_concurrency, self._stall)
+            gate = self._gates[hook.schema.id] = Gate(self.settings.schema_concurrency, self._stall)
         if not await gate.enter():
-            await self._defer(job, hook, gate.first_report())
-            return
+            return self._deferred(delivery, hook, gate.first_report()), delivery
         try:
-            attempt, job = await self._attempts(job, hook)
+            attempt, delivery = await self._attempts(delivery, hook)
         finally:
             gate.release()
             if not gate.busy and not gate.waiters:
-                self._gates.pop(schema_id, None)
-        now = time.time()
-        verdict = judge(attempt, hook.schema.url, now)
-        self._log_outcome(job, hook, attempt, verdict)
-        if isinstance(verdict, Delivered):
-            lag = now - job.occurred_at if job.occurred_at is not None else None
-            self.metrics.delivered(attempt, lag)
-            return
-        if isinstance(verdict, Dead):
-            await self._dead(job, verdict.reason, verdict.error)
-            if verdict.reason == "gone":
-                await self._disable(hook.id)
-            return
-        await self._schedule(job, verdict)
+                self._gates.pop(hook.schema.id, None)
+        verdict = judge(attempt, hook.target.shown, time.time())
+        outcome = after_verdict(delivery, verdict, delays)
+        self._log_outcome(delivery, hook, attempt, outcome)
+        return outcome, delivery
 
-    async def _attempts(self, job: Job, hook: Hook) -> tuple[Attempt, Job]:
+    async def _attempts(self, delivery: Delivery, hook: Hook) -> tuple[Attempt, Delivery]:
         """One request, plus quick in-process retries of a refused connection or 502/503/504."""
-        made = job.attempts
+        made = delivery.attempts
 
         async def once() -> Attempt:
             nonlocal made
             made += 1
             self.metrics.in_flight_now += 1
             try:
-                result = await self.sender.post(hook.schema, job.body, job.webhook_id, made)
+                result = await self.deliverer.post(
+                    hook.target, delivery.body, delivery.webhook_id, made
+                )
             finally:
                 self.metrics.in_flight_now -= 1
             if result.blocked:
@@ -216,7 +152,7 @@ class Pipeline:
 
         first = await once()
         if not quick_retryable(first) or not self.settings.quick_retries:
-            return first, job.attempted(made)
+            return first, delivery.moved(attempts=made)
         # Only now pay for tenacity (measured: a few percent of the hot path). It is handed the
         # first result as its attempt 1, so waits and limits are exactly as if it made it.
         primed = [first]
@@ -231,82 +167,50 @@ class Pipeline:
             retry_error_callback=_last_result,
         )
         result: Attempt = await retrying(next_result)
-        return result, job.attempted(made)
+        return result, delivery.moved(attempts=made)
 
-    async def _disable(self, hook_id: int) -> None:
-        """After a 410. Best effort: if the database is away, the next 410 disables it."""
-        try:
-            await disable_hook(self.settings.database_url, hook_id)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("could not disable hook after 410", hook_id=hook_id, error=one_line(exc))
-
-    async def _schedule(self, job: Job, verdict: Retry) -> None:
-        wait = tier_wait(self.settings.retry_delays, job.tier, verdict.retry_after)
-        if wait is None:
-            await self._dead(job, "exhausted", verdict.error)
-            return
-        delay = self.settings.retry_delays[job.tier]
-        nxt = replace(job, tier=job.tier + 1)
-        headers = nxt.headers()
-        headers[t.H_ERROR] = verdict.error
-        await self.broker.publish_wait(job.body, headers, delay, wait)
-        self.metrics.retried(job.tier)
-
-    async def _defer(self, job: Job, hook: Hook, first: bool) -> None:
+    def _deferred(self, delivery: Delivery, hook: Hook, first: bool) -> Wait:
         """The schema has its fill of requests in flight and they are not finishing: rather
         than hold this delivery in memory (and its event unacked), hand it to the broker
-        through a wait tier. No request was made, so neither the attempt count nor the tier
-        moves: the delivery keeps its whole series of attempts for when it is sent. Repeated
-        deferrals climb the tiers' delays on their own count, so a schema that stays down
-        costs less and less."""
-        delays = self.settings.retry_delays
-        delay = delays[min(job.deferred, len(delays) - 1)]
-        nxt = replace(job, deferred=job.deferred + 1)
-        headers = nxt.headers()
-        headers[t.H_ERROR] = (
-            f"deferred: schema {hook.schema.id} had {self.settings.schema_concurrency}"
-            " requests in flight, none finished lately"
+        through a wait tier (policy.deferral)."""
+        limit = self.settings.schema_concurrency
+        error = (
+            f"deferred: schema {hook.schema.id} had {limit} requests in flight,"
+            " none finished lately"
         )
-        await self.broker.publish_wait(job.body, headers, delay, delay)
+        wait = deferral(delivery, self.settings.retry_delays, error)
         self.metrics.deferred()
         # One warning per stall, not one line per delivery: a dead receiver's share of the
         # traffic would flood the log (the metric counts every deferral).
         (log.warning if first else log.debug)(
             "schema stalled, deliveries deferred" if first else "delivery deferred",
-            event_id=job.event_id, hook_id=hook.id, schema_id=hook.schema.id,
-            in_flight=self.settings.schema_concurrency, deferred=nxt.deferred, wait_s=delay,
+            event_id=delivery.event_id, hook_id=hook.id, schema_id=hook.schema.id,
+            in_flight=limit, deferred=wait.next.deferred, wait_s=wait.wait,
         )  # fmt: skip
+        return wait
 
-    async def _dead(self, job: Job, reason: DeadReason, error: str) -> None:
-        headers = job.headers()
-        headers[t.H_REASON] = reason
-        headers[t.H_ERROR] = error
-        await self.broker.publish_dead(job.body, headers, "application/json")
-        self.metrics.dead(reason)
-        log.warning(
-            "delivery dead-lettered", reason=reason, error=error, event_id=job.event_id,
-            hook_id=job.hook_id, attempts=job.attempts,
-        )  # fmt: skip
-
-    def _log_outcome(self, job: Job, hook: Hook, attempt: Attempt, verdict: object) -> None:
-        outcome = _OUTCOMES[type(verdict)]
-        if isinstance(verdict, Retry) and job.tier >= len(self.settings.retry_delays):
-            outcome = "dead"  # no tier left: _schedule dead-letters it as exhausted
+    def _log_outcome(
+        self, delivery: Delivery, hook: Hook, attempt: Attempt, outcome: Outcome
+    ) -> None:
         log.info(
             "delivery",
-            outcome=outcome,
-            event_id=job.event_id,
-            event_type=job.event,
-            queue_id=job.queue_id,
+            outcome=_OUTCOMES[type(outcome)],
+            event_id=delivery.event_id,
+            event_type=delivery.event,
+            queue_id=delivery.queue_id,
             hook_id=hook.id,
             schema_id=hook.schema.id,
-            attempt=job.attempts,
+            attempt=delivery.attempts,
             status=attempt.status,
             duration_ms=round(attempt.duration * 1000, 1),
             error=attempt.error,
         )
+
+
+def _delivery(event: Event, received_at: datetime, hook: Hook, data: bytes) -> Delivery:
+    body = build_body(event, received_at, hook.id, hook.schema.id, data)
+    occurred = (event.occurred_at or received_at).timestamp()
+    return Delivery(hook.id, event.id, event.event, event.queue_id, body, occurred_at=occurred)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -316,15 +220,7 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def _occurred_at(body: bytes) -> float | None:
-    """The event's time from the body we built (its `timestamp`), for the lag metric."""
-    try:
-        return datetime.fromisoformat(orjson.loads(body)["timestamp"]).timestamp()
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-_OUTCOMES: dict[type, str] = {Delivered: "delivered", Retry: "retry", Dead: "dead"}
+_OUTCOMES: dict[type, str] = {Delivered: "delivered", Wait: "retry", Dead: "dead"}
 
 
 def _last_result(state: RetryCallState) -> Attempt:

@@ -45,8 +45,11 @@ class Settings(BaseSettings):
         env_prefix="QUEUE_HOOKS_", env_file=".env", extra="ignore", frozen=True
     )
 
-    amqp_url: str = "amqp://guest:guest@localhost:5672/"
-    database_url: str = "postgresql://postgres@localhost:5432/queue_hooks"
+    # Out of the repr: a URL may carry a password (issue 12, defect 4).
+    amqp_url: str = Field(default="amqp://guest:guest@localhost:5672/", repr=False)
+    database_url: str = Field(
+        default="postgresql://postgres@localhost:5432/queue_hooks", repr=False
+    )
     exchange: str = "cc.events"
     retry_delays: Annotated[tuple[float, ...], NoDecode, BeforeValidator(_delays)] = (
         10.0, 60.0, 600.0, 3600.0, 21600.0,

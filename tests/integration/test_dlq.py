@@ -21,7 +21,7 @@ from tests.support.settings import TEST_DELAYS, make_settings
 from worker.broker import Broker
 from worker.broker import topology as t
 from worker.cli.dlq import Filter, read_letters, replay
-from worker.pipeline import Job
+from worker.codec import Delivery
 
 
 @pytest.fixture
@@ -38,10 +38,10 @@ async def broker(platform: Platform) -> AsyncIterator[Broker]:
 
 async def dead_delivery(
     broker: Broker, hook_id: int, reason: str = "exhausted", attempts: int = 3
-) -> Job:
+) -> Delivery:
     event_id = str(uuid.uuid4())
     body = orjson.dumps({"type": "joined", "id": event_id, "hook_id": hook_id, "data": {}})
-    job = Job(hook_id, event_id, "joined", 1, body, attempts=attempts, tier=len(TEST_DELAYS))
+    job = Delivery(hook_id, event_id, "joined", 1, body, attempts=attempts, tier=len(TEST_DELAYS))
     headers = job.headers()
     headers[t.H_REASON] = reason
     headers[t.H_ERROR] = f"HTTP 500 from http://127.0.0.1/{hook_id}"

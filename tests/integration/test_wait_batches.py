@@ -17,8 +17,7 @@ from tests.support.receiver import Receiver
 from tests.support.settings import make_settings
 from worker.broker import Broker
 from worker.broker import topology as t
-from worker.broker.batch import BATCH_TYPE, pack, unpack
-from worker.pipeline import Job
+from worker.codec import BATCH_TYPE, Delivery, pack, unpack
 
 DELAY = 1.0  # long enough to look at the wait queue before its message expires
 
@@ -34,16 +33,16 @@ async def broker() -> AsyncIterator[Broker]:
         await b.close()
 
 
-def jobs(hook_id: int, count: int) -> list[Job]:
+def jobs(hook_id: int, count: int) -> list[Delivery]:
     made = []
     for n in range(count):
         event_id = str(uuid.uuid4())
         body = orjson.dumps({"type": "joined", "id": event_id, "hook_id": hook_id, "n": n})
-        made.append(Job(hook_id, event_id, "joined", 1, body, attempts=n % 2))
+        made.append(Delivery(hook_id, event_id, "joined", 1, body, attempts=n % 2))
     return made
 
 
-async def put_together(broker: Broker, batch: list[Job]) -> None:
+async def put_together(broker: Broker, batch: list[Delivery]) -> None:
     """As the pipeline does when many deliveries are deferred in the same turn of the loop."""
     await asyncio.gather(
         *(broker.publish_wait(j.body, j.headers() | {t.H_DEFERRED: 1}, DELAY, DELAY) for j in batch)

@@ -4,25 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
-import time
-from datetime import UTC, datetime
 
-from worker.logs import FLUSH_EVERY, LineWriter, _UtcStamp
-
-
-def test_the_timestamp_is_utc_iso_with_microseconds_and_keeps_time() -> None:
-    stamp = _UtcStamp()
-    before = time.time()
-    first = stamp(None, "info", {})["timestamp"]
-    second = stamp(None, "info", {})["timestamp"]
-    after = time.time()
-    for text in (first, second):
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text), text
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        assert before - 1e-6 <= moment <= after + 1e-6
-    assert first <= second
-    assert datetime.fromisoformat(first.replace("Z", "+00:00")).tzinfo == UTC
+from worker.logs import FLUSH_EVERY, LineWriter
 
 
 def test_lines_are_written_together_in_order_and_none_is_left_behind() -> None:

@@ -6,11 +6,12 @@ from email.utils import formatdate
 
 import pytest
 
-from worker.deliver import Attempt, request_headers
-from worker.model import Schema
+from worker.deliver import build_target, request_headers
+from worker.model import Attempt, Schema, describe_target
 from worker.policy import Dead, Delivered, Retry, judge, quick_retryable, retry_after, tier_wait
 
 URL = "https://user:pw@crm.example/hook?token=abc"
+SHOWN = describe_target(URL)
 NOW = 1_800_000_000.0
 
 
@@ -20,28 +21,28 @@ def at(status: int | None, **kw: object) -> Attempt:
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])
 def test_2xx_is_delivered(status: int) -> None:
-    assert judge(at(status), URL, NOW) == Delivered()
+    assert judge(at(status), SHOWN, NOW) == Delivered()
 
 
 @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504, 599])
 def test_retryable_statuses(status: int) -> None:
-    verdict = judge(at(status), URL, NOW)
+    verdict = judge(at(status), SHOWN, NOW)
     assert verdict == Retry(f"HTTP {status} from https://crm.example/hook")
 
 
 def test_no_response_is_retried_and_the_error_hides_credentials() -> None:
-    verdict = judge(at(None, error="no response within 5000 ms"), URL, NOW)
+    verdict = judge(at(None, error="no response within 5000 ms"), SHOWN, NOW)
     assert isinstance(verdict, Retry)
     assert "pw" not in verdict.error and "token" not in verdict.error
 
 
 def test_410_is_gone() -> None:
-    assert judge(at(410), URL, NOW) == Dead("gone", "HTTP 410 from https://crm.example/hook")
+    assert judge(at(410), SHOWN, NOW) == Dead("gone", "HTTP 410 from https://crm.example/hook")
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 400, 401, 403, 404, 409, 422])
 def test_other_statuses_are_rejected_at_once(status: int) -> None:
-    verdict = judge(at(status), URL, NOW)
+    verdict = judge(at(status), SHOWN, NOW)
     assert isinstance(verdict, Dead) and verdict.reason == "rejected"
     assert f"HTTP {status} from https://crm.example/hook" in verdict.error
 
@@ -53,10 +54,10 @@ def test_a_blocked_address_is_dead_with_reason_blocked() -> None:
 
 
 def test_retry_after_only_counts_on_429_and_503() -> None:
-    assert judge(at(429, retry_after="30"), URL, NOW) == Retry(
+    assert judge(at(429, retry_after="30"), SHOWN, NOW) == Retry(
         "HTTP 429 from https://crm.example/hook", 30.0
     )
-    assert judge(at(500, retry_after="30"), URL, NOW) == Retry(
+    assert judge(at(500, retry_after="30"), SHOWN, NOW) == Retry(
         "HTTP 500 from https://crm.example/hook", None
     )
 
@@ -91,7 +92,7 @@ def test_static_headers_never_replace_ours() -> None:
          ("Content-Type", "text/plain"), ("Queue-Hooks-Attempt", "9")),
         5.0,
     )  # fmt: skip
-    headers = request_headers(schema, "e:1", 2, b"{}", NOW)
+    headers = request_headers(build_target(schema, True), "e:1", 2, b"{}", NOW)
     assert headers["webhook-id"] == "e:1"
     assert headers["queue-hooks-attempt"] == "2"
     assert headers["content-type"] == "application/json"

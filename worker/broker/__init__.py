@@ -1,7 +1,8 @@
 """All AMQP: connecting, the topology, consuming, confirmed publishing, ack and nack.
 
-The pipeline never sees an AMQP object: it gets an `Inbound` and returns or raises, and
-`_dispatch` below is the one place that turns that into ack, requeue or a stop.
+The pipeline never sees an AMQP object: it gets a `codec.Inbound` and returns or raises;
+worker/settle.py turns that into ack, requeue or a stop, through the `ack` and `nack` given it
+here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
@@ -26,62 +28,51 @@ from aio_pika.abc import (
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as amqp
 
+from worker import codec
+from worker.abc import Handler
+from worker.backoff import keep_trying
 from worker.broker.acks import Acker
-from worker.broker.batch import WaitPublisher, unpack
+from worker.broker.batch import WaitPublisher
 from worker.broker.topology import (
     BINDING_KEY,
     DEAD_QUEUE,
     EVENTS_QUEUE,
-    H_ATTEMPTS,
-    H_ERROR,
-    H_REASON,
     RETRY_QUEUE,
     WAIT_PREFIX,
     queue_specs,
     wait_queue,
 )
-from worker.errors import Fatal, Kind, classify, one_line
+from worker.codec import Inbound
+from worker.errors import Fatal, Permanent, one_line
 
 log = structlog.get_logger("queue_hooks.broker")
 
 Headers = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    body: bytes
-    headers: Headers
-    content_type: str | None
-    timestamp: datetime | None
-    redelivered: bool
-    routing_key: str = ""
-
-
-Handler = Callable[[Inbound], Awaitable[None]]
+# Runs a message's handler on its deliveries and settles it: worker/settle.Settler.message.
+Settle = Callable[
+    [Handler, list[Inbound], Callable[[], None], Callable[[], Awaitable[None]]], Awaitable[None]
+]
 
 
 async def wait_for_broker(url: str, *, attempts: int | None = None) -> AbstractRobustConnection:
     """Connect, waiting with backoff while RabbitMQ is down (contract §7)."""
-    delay, tried = 0.5, 0
-    while True:
-        try:
-            return await aio_pika.connect_robust(url, timeout=10, reconnect_interval=1.0)
-        except Exception as exc:
-            tried += 1
-            if classify(exc) is not Kind.TRANSIENT or (attempts is not None and tried >= attempts):
-                raise
-            log.warning("broker unreachable, waiting", error=one_line(exc), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    return await keep_trying(
+        lambda: aio_pika.connect_robust(url, timeout=10, reconnect_interval=1.0),
+        "broker unreachable, waiting", attempts=attempts, logger=log,
+    )  # fmt: skip
 
 
-@dataclass
+def _settle_nothing(*_args: object) -> Awaitable[None]:
+    raise RuntimeError("Broker.consume was not called")
+
+
+@dataclass(repr=False)
 class Broker:
     url: str
     exchange: str
     delays: tuple[float, ...]
     prefetch: int
-    on_fatal: Callable[[BaseException], None] = lambda exc: None
+    _settle: Settle = _settle_nothing
     _conn: AbstractRobustConnection | None = None
     _consume: AbstractRobustChannel | None = None
     _publish: AbstractRobustChannel | None = None
@@ -96,6 +87,10 @@ class Broker:
 
     def __post_init__(self) -> None:
         self._waits = WaitPublisher(self._publish_wait_now)
+
+    def __repr__(self) -> str:
+        # Never the URL's password (issue 12, defect 4): where it connects, and no more.
+        return f"Broker({safe_url(self.url)!r}, exchange={self.exchange!r})"
 
     async def connect(self, *, attempts: int | None = None) -> None:
         self._conn = await wait_for_broker(self.url, attempts=attempts)
@@ -173,9 +168,10 @@ class Broker:
     # CPU a message (`python -m bench.amqp`). The price is restoring them ourselves: after
     # the robust channel reopens (aio-pika has re-declared our queues by then), and when the
     # broker cancels one (its queue deleted, a quorum leader moved).
-    async def consume(self, on_event: Handler, on_retry: Handler) -> None:
+    async def consume(self, on_event: Handler, on_retry: Handler, settle: Settle) -> None:
         channel = self._channel(self._consume)  # raises when not connected
         self._handlers = {EVENTS_QUEUE: on_event, RETRY_QUEUE: on_retry}
+        self._settle = settle
         channel.reopen_callbacks.add(self._on_reopen)
         await self._start_consumers()
 
@@ -183,9 +179,8 @@ class Broker:
         raw = await self._channel(self._consume).get_underlay_channel()
         raw.on_consumer_cancel_callbacks.add(self._on_cancelled)
         self._consumers = []
-        loop = asyncio.get_running_loop()
         for name, handler in self._handlers.items():
-            dispatch = self._dispatcher(handler, loop, batches=name == RETRY_QUEUE)
+            dispatch = self._dispatcher(handler, batches=name == RETRY_QUEUE)
             ok = await raw.basic_consume(name, dispatch)
             assert ok.consumer_tag is not None
             self._consumers.append((raw, ok.consumer_tag))
@@ -328,23 +323,12 @@ class Broker:
             raise ConnectionError("not connected to the broker")
         return channel
 
-    async def _set_aside(
-        self, message: DeliveredMessage, inbounds: list[Inbound], error: str
-    ) -> None:
-        """Each delivery dead-lettered `invalid` on its own (a batch too: one letter each)."""
-        for inbound in inbounds:
-            headers = {H_ATTEMPTS: 0, **inbound.headers, H_REASON: "invalid", H_ERROR: error}
-            await self.publish_dead(inbound.body, headers, inbound.content_type)
-        self._ack(message)
-
-    # -- the one place outcomes become ack / requeue ------------------------------------------
+    # -- handing each message to the settling ---------------------------------------------------
     def _dispatcher(
-        self, handler: Handler, loop: asyncio.AbstractEventLoop, batches: bool
+        self, handler: Handler, batches: bool
     ) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
         async def dispatch(message: DeliveredMessage) -> None:
-            # The loop given: without it, Python 3.11 looks the running loop up, and checks
-            # the process id with a system call each time (about 2 us a message here).
-            task = asyncio.current_task(loop)
+            task = asyncio.current_task()
             if task is not None:
                 self.in_flight.add(task)
             try:
@@ -354,13 +338,6 @@ class Broker:
                     self.in_flight.discard(task)
 
         return dispatch
-
-    def _ack(self, message: DeliveredMessage) -> None:
-        self._acker(message).ack(message.delivery_tag or 0)
-
-    async def _nack(self, message: DeliveredMessage) -> None:
-        """Handed back to the broker, at once (not gathered: it is the exception)."""
-        await _settle(self._acker(message).nack(message.delivery_tag or 0))
 
     def _acker(self, message: DeliveredMessage) -> Acker:
         """Acks go on the channel the message came by: after a reconnect that one is closed,
@@ -373,85 +350,40 @@ class Broker:
         return acker
 
     async def _dispatch(self, message: DeliveredMessage, handler: Handler, batches: bool) -> None:
-        self._acker(message).plan.deliver(message.delivery_tag or 0)
+        tag = message.delivery_tag or 0
+        acker = self._acker(message)
+        acker.plan.deliver(tag)
+        properties = message.header.properties
+        headers = dict(properties.headers or {})
+        args = (message.body, headers, properties.content_type, properties.timestamp,
+                bool(message.redelivered), message.routing_key or "")  # fmt: skip
         try:
-            inbounds = _inbounds(message, batches)
+            inbounds = codec.inbounds(*args, batches=batches)
         except ValueError as exc:  # a batch that does not hold together: not one of ours
-            inbounds = _inbounds(message, batches=False)
-            log.warning("message set aside as invalid", error=one_line(exc))
-            await self._set_aside(message, inbounds, one_line(exc))
-            return
-        try:
-            if len(inbounds) == 1:
-                await handler(inbounds[0])
-            else:
-                await _handle_batch(handler, inbounds)
-        except asyncio.CancelledError:
-            await self._nack(message)  # shutdown past its grace: hand it back
-            raise
-        except Exception as exc:
-            kind = classify(exc)
-            tries = _deliveries(inbounds[0])
-            if kind is Kind.FATAL and tries >= POISON_AFTER:
-                error = f"the worker failed on this message {tries} times: {one_line(exc)}"
-                log.error("message set aside as invalid", error=error, exc_info=exc)
-                await self._set_aside(message, inbounds, error)
-                return
-            if kind is Kind.FATAL:
-                log.error("unexpected error, stopping", exc_info=exc)
-                await self._nack(message)
-                self.on_fatal(exc)
-                return
-            # Transient: the broker keeps the message; a pause avoids a hot redelivery loop.
-            log.warning("message handed back", error=one_line(exc), kind=kind.value)
-            await asyncio.sleep(1.0)
-            await self._nack(message)
-        else:
-            self._ack(message)
+            handler, inbounds = self._refuse(one_line(exc)), codec.inbounds(*args, batches=False)
+        await self._settle(
+            handler, inbounds, lambda: acker.ack(tag), lambda: _settled(acker.nack(tag))
+        )
+
+    @staticmethod
+    def _refuse(error: str) -> Handler:
+        async def refuse(_inbound: Inbound) -> None:
+            raise Permanent(error)
+
+        return refuse
 
 
-def _inbounds(message: DeliveredMessage, batches: bool) -> list[Inbound]:
-    """The deliveries a message carries: itself, or each of a wait batch (`batch`)."""
-    properties = message.header.properties
-    headers = dict(properties.headers or {})
-    timestamp, redelivered = properties.timestamp, bool(message.redelivered)
-    routing_key = message.routing_key or ""
-    items = unpack(headers, message.body) if batches else None
-    if items is None:
-        return [
-            Inbound(message.body, headers, properties.content_type, timestamp, redelivered,
-                    routing_key)
-        ]  # fmt: skip
-    count = {k: headers[k] for k in ("x-delivery-count",) if k in headers}  # poison counting
-    return [
-        Inbound(body, item | count, "application/json", timestamp, redelivered, routing_key)
-        for item, body in items
-    ]
+def safe_url(url: str) -> str:
+    """A URL without its password, for a repr or a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def _handle_batch(handler: Handler, inbounds: list[Inbound]) -> None:
-    """A batch's deliveries run side by side, and all run to their end: one failing must not
-    cut another short mid-request. The message is settled as one: the first error counts."""
-    results = await asyncio.gather(*(handler(i) for i in inbounds), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-
-
-# A message that made the worker fail this many times is set aside, so that one message can
-# never stop every worker in turn (each failure hands it back and stops that worker).
-POISON_AFTER = 3
-
-
-def _deliveries(inbound: Inbound) -> int:
-    """This delivery's number: quorum queues count earlier ones in x-delivery-count."""
-    try:
-        return int(inbound.headers.get("x-delivery-count", 0) or 0) + 1
-    except (TypeError, ValueError):
-        return 1
-
-
-async def _settle(action: Awaitable[Any]) -> None:
+async def _settled(action: Awaitable[Any]) -> None:
     """Ack or nack; on a closed channel the broker has requeued the message already."""
     try:
         await action
@@ -459,4 +391,6 @@ async def _settle(action: Awaitable[Any]) -> None:
         log.warning("could not settle message; the broker will redeliver it", error=one_line(exc))
 
 
-__all__ = ["DEAD_QUEUE", "EVENTS_QUEUE", "RETRY_QUEUE", "Broker", "Inbound", "wait_for_broker"]
+__all__ = [
+    "DEAD_QUEUE", "EVENTS_QUEUE", "RETRY_QUEUE", "Broker", "Inbound", "safe_url", "wait_for_broker",
+]  # fmt: skip

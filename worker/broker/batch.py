@@ -8,51 +8,27 @@ the next turn of the loop, as it always was, and looks as it always did. Under a
 receiver's whole share deferred) hundreds share one publish and one confirm, instead of costing
 the broker, and so every healthy receiver, one each (README, Performance: one receiver down).
 
-A batch is the bodies one per line (a body we built is compact JSON: never a raw newline) and the
-headers of each, in the same order, in `queue-hooks-jobs`. The consumer splits it back into
-deliveries, so the pipeline never sees one.
+The form of a batch is the codec's (worker/codec.py: pack, unpack).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.broker.topology import H_JOBS
+from worker.codec import JSON_TYPE, header_size, pack
 
 Headers = dict[str, Any]
 # (body, headers, content type, tier delay, wait) -> returns once confirmed
 Publish = Callable[[bytes, Headers, str, float, float], Awaitable[None]]
 
-BATCH_TYPE = "application/x-ndjson"
 MAX_ITEMS = 200
 MAX_BYTES = 4 << 20
 # Every header of a message travels in one frame, 128 KiB by default (frame_max): a batch's
 # headers stay well below it, whatever the length of each delivery's last error.
 MAX_HEADER_BYTES = 64 << 10
-
-
-def pack(items: list[tuple[Headers, bytes]]) -> tuple[bytes, Headers, str]:
-    """(body, headers, content type) of one wait message carrying every item."""
-    if len(items) == 1:
-        headers, body = items[0]
-        return body, headers, "application/json"
-    return b"\n".join(body for _h, body in items), {H_JOBS: [h for h, _b in items]}, BATCH_TYPE
-
-
-def unpack(headers: Mapping[str, Any], body: bytes) -> list[tuple[Headers, bytes]] | None:
-    """The (headers, body) of each delivery a batch carries; None when it is not a batch.
-
-    Raises ValueError when its headers and its lines disagree."""
-    tables = headers.get(H_JOBS)
-    if tables is None:
-        return None
-    bodies = body.split(b"\n")
-    if not isinstance(tables, list) or len(tables) != len(bodies):
-        raise ValueError(f"a batch whose {H_JOBS} header does not match its lines")
-    return [(dict(h), b) for h, b in zip(tables, bodies, strict=True)]
 
 
 @dataclass
@@ -65,8 +41,7 @@ class _Batch:
     def add(self, headers: Headers, body: bytes) -> None:
         self.items.append((headers, body))
         self.size += len(body)
-        # An estimate from above: a field's name and value as text, plus its type and lengths.
-        self.header_size += sum(len(k) + len(str(v)) + 8 for k, v in headers.items())
+        self.header_size += header_size(headers)
 
     @property
     def full(self) -> bool:
@@ -87,7 +62,7 @@ class WaitPublisher:
     async def put(self, body: bytes, headers: Headers, tier_delay: float, wait: float) -> None:
         """Returns once the broker holds the delivery; raises what its publish raised."""
         if b"\n" in body:  # not one of our bodies: it cannot share a message
-            await self._publish(body, headers, "application/json", tier_delay, wait)
+            await self._publish(body, headers, JSON_TYPE, tier_delay, wait)
             return
         key = (tier_delay, wait)
         batch = self._open.get(key)

@@ -24,11 +24,8 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
+from worker import codec
 from worker.broker import topology as t
-
-# A failed delivery keeps what the retry consumer reads (pipeline.Job.from_message); the reason
-# and error of its death are dropped, and its tier starts again at 0.
-_KEPT_FOR_RETRY = (t.H_HOOK_ID, t.H_EVENT_ID, t.H_EVENT, t.H_QUEUE_ID, t.H_ATTEMPTS)
 
 
 class NoDeadQueue(LookupError):
@@ -98,11 +95,8 @@ class DeadLetter:
 
 
 def retry_headers(letter: DeadLetter) -> dict[str, Any]:
-    """A fresh series of attempts: tier 0 again. `queue-hooks-attempts` is kept, so the
-    receiver's `queue-hooks-attempt` goes on counting the requests of this delivery."""
-    headers = {name: letter.headers[name] for name in _KEPT_FOR_RETRY if name in letter.headers}
-    headers[t.H_TIER] = 0
-    return headers
+    """What a replayed delivery carries: the codec's rule (worker/codec.py)."""
+    return codec.replay(letter.headers)
 
 
 class Scan:

@@ -14,20 +14,45 @@ DEAD_QUEUE = "queue-hooks.dead"
 WAIT_PREFIX = "queue-hooks.wait."
 BINDING_KEY = "queue.#"
 
-# Headers of the messages we publish ourselves.
-H_REASON = "queue-hooks-reason"
-H_ERROR = "queue-hooks-error"
-H_ATTEMPTS = "queue-hooks-attempts"
-H_EVENT_ID = "queue-hooks-event-id"
-H_HOOK_ID = "queue-hooks-hook-id"
-H_QUEUE_ID = "queue-hooks-queue-id"
-H_EVENT = "queue-hooks-event"
-H_TIER = "queue-hooks-tier"  # how many wait tiers this delivery has been through
-H_ROUTING_KEY = "queue-hooks-routing-key"  # an invalid event's own key, for `dlq replay`
-# Times a delivery was put off, without a request, because its schema had too many in flight.
-H_DEFERRED = "queue-hooks-deferred"
-# A wait message carrying several deliveries: the headers of each, in the order of its lines.
-H_JOBS = "queue-hooks-jobs"
+# The headers are the codec's (worker/codec.py); named here too for the ops commands and tests.
+from worker.codec import (  # noqa: E402
+    H_ATTEMPTS,
+    H_DEFERRED,
+    H_ERROR,
+    H_EVENT,
+    H_EVENT_ID,
+    H_HOOK_ID,
+    H_JOBS,
+    H_OCCURRED_AT,
+    H_QUEUE_ID,
+    H_REASON,
+    H_ROUTING_KEY,
+    H_TIER,
+)  # fmt: skip
+
+__all__ = [
+    "BINDING_KEY",
+    "DEAD_QUEUE",
+    "EVENTS_QUEUE",
+    "H_ATTEMPTS",
+    "H_DEFERRED",
+    "H_ERROR",
+    "H_EVENT",
+    "H_EVENT_ID",
+    "H_HOOK_ID",
+    "H_JOBS",
+    "H_OCCURRED_AT",
+    "H_QUEUE_ID",
+    "H_REASON",
+    "H_ROUTING_KEY",
+    "H_TIER",
+    "RETRY_QUEUE",
+    "WAIT_PREFIX",
+    "QueueSpec",
+    "delay_label",
+    "queue_specs",
+    "wait_queue",
+]
 
 
 def delay_label(seconds: float) -> str:

@@ -70,6 +70,25 @@ async def _database(cfg: Settings) -> Line:
     return Line("postgresql", True, detail)
 
 
+async def _secrets(cfg: Settings) -> Line | None:
+    """Schemas whose secret this configuration cannot read: the worker sends them nothing.
+    For information (the worker delivers for every other schema), but in capitals."""
+    from worker.store.lookup import unsigned_schemas
+
+    key = cfg.secret_key.get_secret_value() if cfg.secret_key else None
+    try:
+        bad = await asyncio.wait_for(unsigned_schemas(cfg.database_url, key), 10)
+    except Exception:
+        return None  # the postgresql line says what is wrong
+    if not bad:
+        return None
+    shown = "; ".join(f"schema {k}: {v}" for k, v in bad.items())
+    return Line(
+        "secrets", None,
+        f"WARNING: {len(bad)} schema(s) cannot sign, their deliveries are not sent: {shown}",
+    )  # fmt: skip
+
+
 async def _readyz(url: str, required: bool) -> Line | None:
     """The worker's own view. A default URL nobody answers on is no failure: the worker may
     well run on another host."""
@@ -80,16 +99,21 @@ async def _readyz(url: str, required: bool) -> Line | None:
         if not required:
             return Line("worker", None, f"{url}: no answer (no worker on this host?)")
         return Line("worker", False, f"{url}: {one_line(exc)}")
-    return Line("worker", response.status_code == 200, f"{url}: {response.text.strip()}")
+    text = " | ".join(response.text.strip().splitlines())
+    return Line("worker", response.status_code == 200, f"{url}: {text}")
 
 
 async def gather(cfg: Settings, url: str | None) -> list[Line]:
     target = url or (f"http://127.0.0.1:{cfg.metrics_port}/readyz" if cfg.metrics_port else None)
-    broker, database, worker = await asyncio.gather(
+    broker, database, worker, unsigned = await asyncio.gather(
         _broker(cfg), _database(cfg),
         _readyz(target, required=url is not None) if target else asyncio.sleep(0, None),
+        _secrets(cfg),
     )  # fmt: skip
-    return [*broker[:1], database, *broker[1:2], *([worker] if worker else []), *broker[2:]]
+    return [
+        *broker[:1], database, *([unsigned] if unsigned else []), *broker[1:2],
+        *([worker] if worker else []), *broker[2:],
+    ]  # fmt: skip
 
 
 @main_group.command()

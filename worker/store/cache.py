@@ -18,8 +18,11 @@ import asyncpg
 import structlog
 
 from schemas.events import coerce_variables
+from worker.abc import Target
+from worker.backoff import keep_trying
 from worker.errors import is_transient, one_line
 from worker.model import Hook, Schema, Snapshot
+from worker.store.admin import disable_hook
 from worker.store.db import connect
 from worker.store.snapshot import (
     SecretReader,
@@ -55,16 +58,20 @@ _RELOADS = {"hooks": {"hooks"}, "schemas": {"schemas", "hooks"}, "queues": {"que
 _ALL = frozenset({"hooks", "schemas", "queues"})
 
 Listener = Callable[[Snapshot, float], None]
+TargetBuilder = Callable[[Schema], Target]
 
 
 class HookCache:
-    def __init__(self, dsn: str, poll: float, read_secret: SecretReader) -> None:
+    """Its whole state is one immutable Snapshot, swapped whole at each load."""
+
+    def __init__(
+        self, dsn: str, poll: float, read_secret: SecretReader, build_target: TargetBuilder
+    ) -> None:
         self._dsn = dsn
         self._poll = poll
         self._read_secret = read_secret
+        self._build_target = build_target
         self._snapshot = Snapshot(revision=-1)
-        self._schemas: dict[int, Schema] = {}
-        self._rows: set[str] = set()  # the hook lines of the last load
         self._pending: set[str] = set()  # tables named by notifications not yet reloaded
         self._fresh = asyncio.Event()
         self._poke = asyncio.Event()
@@ -86,6 +93,19 @@ class HookCache:
         return len(self._snapshot.by_id)
 
     @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    async def disable(self, hook_id: int) -> None:
+        """After a 410. Best effort: if the database is away, the next 410 disables it."""
+        try:
+            await disable_hook(self._dsn, hook_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("could not disable hook after 410", hook_id=hook_id, error=one_line(exc))
+
+    @property
     def ready(self) -> bool:
         return self._fresh.is_set()
 
@@ -96,23 +116,17 @@ class HookCache:
     # -- keeping it fresh -----------------------------------------------------------------
     async def run(self) -> None:
         """Runs until cancelled; never raises for an outage, only waits it out."""
-        delay = 0.5
-        while True:
-            try:
-                await self._sync_forever()
-            except asyncio.CancelledError:
-                await self._drop_connection()
-                raise
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self._fresh.clear()
-                log.warning("database unreachable, events wait", error=one_line(exc))
-                await self._drop_connection()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:  # pragma: no cover - _sync_forever only returns by raising
-                delay = 0.5
+        try:
+            await keep_trying(
+                self._sync_forever, "database unreachable, events wait", on_failure=self._lost,
+                logger=log,
+            )  # fmt: skip
+        finally:
+            await self._drop_connection()
+
+    async def _lost(self) -> None:
+        self._fresh.clear()  # events wait rather than go out on hooks that may be stale
+        await self._drop_connection()
 
     async def _sync_forever(self) -> None:
         conn = await connect(self._dsn)
@@ -149,9 +163,9 @@ class HookCache:
         ):
             revision = await conn.fetchval("SELECT n FROM queue_hooks.revision")
             text = await conn.fetchval(_HOOKS) if "hooks" in tables else None
-            rows = hook_lines(text) if text is not None else self._rows
+            rows = hook_lines(text) if text is not None else before.rows
             if "schemas" not in tables and any(
-                parse(line)[3] not in self._schemas for line in rows - self._rows
+                parse(line)[3] not in before.schemas for line in rows - before.rows
             ):
                 tables = tables | {"schemas"}  # a new hook of a schema we never read
             schemas = await conn.fetch(_SCHEMAS) if "schemas" in tables else None
@@ -159,30 +173,37 @@ class HookCache:
         variables = before.queue_variables
         if queues is not None:
             variables = {r["id"]: coerce_variables(r["variables"]) for r in queues}
-        by_event, by_id = before.by_event, before.by_id
-        if schemas is not None or text is not None:
-            by_event, by_id = self._hooks(before, schemas, rows)
-            self._rows = rows
-        self._snapshot = Snapshot(revision, by_event, by_id, variables)
+        self._snapshot = self._next(before, revision, rows, schemas, variables)
         took = time.perf_counter() - started
         log.info(
-            "hook cache loaded", revision=revision, hooks=len(by_id), seconds=round(took, 3),
-            tables=",".join(sorted(tables)),
+            "hook cache loaded", revision=revision, hooks=len(self._snapshot.by_id),
+            seconds=round(took, 3), tables=",".join(sorted(tables)),
         )  # fmt: skip
         for listener in self.listeners:
             listener(self._snapshot, took)
 
-    def _hooks(
-        self, before: Snapshot, schemas: list[Any] | None, rows: set[str]
-    ) -> tuple[dict[tuple[int, str], tuple[Hook, ...]], dict[int, Hook]]:
-        old_schemas = self._schemas
-        if schemas is not None:
-            self._schemas = build_schemas(schemas, self._read_secret, old_schemas)
+    def _next(
+        self, before: Snapshot, revision: int, rows: frozenset[str], schema_rows: list[Any] | None,
+        variables: dict[int, dict[str, str]],
+    ) -> Snapshot:  # fmt: skip
+        """The snapshot after this load, built from `before` and what was read."""
+        schemas, targets = before.schemas, before.targets
+        if schema_rows is not None:
+            schemas = build_schemas(schema_rows, self._read_secret, before.schemas)
+            targets = {
+                k: before.targets[k] if before.schemas.get(k) is v else self._build_target(v)
+                for k, v in schemas.items()
+            }
+            _report_unsigned(before, schemas)
         # A schema added changes no hook; one changed or gone means rebuilding them all.
-        unchanged = all(self._schemas.get(k) is v for k, v in old_schemas.items())
-        if unchanged and before.revision >= 0:
-            return patch_hooks(before, self._rows, rows, self._schemas)
-        return build_hooks(rows, self._schemas)
+        unchanged = all(schemas.get(k) is v for k, v in before.schemas.items())
+        if rows is before.rows and unchanged:
+            by_event, by_id = before.by_event, before.by_id
+        elif unchanged and before.revision >= 0:
+            by_event, by_id = patch_hooks(before, rows, schemas, targets)
+        else:
+            by_event, by_id = build_hooks(rows, schemas, targets)
+        return Snapshot(revision, by_event, by_id, variables, schemas, targets, rows)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self._pending.add(str(payload))
@@ -192,6 +213,18 @@ class HookCache:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             conn.terminate()
+
+
+def _report_unsigned(before: Snapshot, schemas: dict[int, Schema]) -> None:
+    """Once per schema (not per delivery): when its secret becomes unreadable, and when it is
+    readable again."""
+    for schema in schemas.values():
+        old = before.schemas.get(schema.id)
+        was = old.secret_error if old is not None else None
+        if schema.secret_error and schema.secret_error != was:
+            log.error("schema cannot sign", schema_id=schema.id, error=schema.secret_error)
+        elif was and not schema.secret_error:
+            log.info("schema signs again", schema_id=schema.id)
 
 
 def _tables(names: set[str]) -> frozenset[str]:

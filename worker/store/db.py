@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
 import orjson
 import structlog
 
-from worker.errors import is_transient, one_line
+from worker.backoff import keep_trying
 
 log = structlog.get_logger("queue_hooks.store")
 
@@ -38,14 +37,6 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool[Any]:
 
 async def wait_for_database(dsn: str, *, attempts: int | None = None) -> asyncpg.Connection[Any]:
     """Connect, waiting with backoff while the database is down (contract §7)."""
-    delay, tried = 0.5, 0
-    while True:
-        try:
-            return await connect(dsn)
-        except Exception as exc:
-            tried += 1
-            if not is_transient(exc) or (attempts is not None and tried >= attempts):
-                raise
-            log.warning("database unreachable, waiting", error=one_line(exc), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    return await keep_trying(
+        lambda: connect(dsn), "database unreachable, waiting", attempts=attempts, logger=log
+    )

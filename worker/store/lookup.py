@@ -37,3 +37,21 @@ async def probe(dsn: str) -> tuple[int, int]:
         await conn.close()
     assert row is not None
     return int(row["hooks"]), int(row["version"] or 0)
+
+
+async def unsigned_schemas(dsn: str, key: str | None) -> dict[int, str]:
+    """schema id -> why its secret cannot be read with `key` (the worker's view of it)."""
+    from worker.secrets import SecretError, unseal
+
+    conn = await connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT id, secret FROM queue_hooks.schemas ORDER BY id")
+    finally:
+        await conn.close()
+    out: dict[int, str] = {}
+    for row in rows:
+        try:
+            unseal(row["secret"], key)
+        except SecretError as exc:
+            out[int(row["id"])] = str(exc)
+    return out

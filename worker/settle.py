@@ -1,0 +1,146 @@
+"""The one place a message is settled (FastStream's one ack / nack / reject mapping, dramatiq's
+retries middleware): handlers decide, this module carries out.
+
+- A delivery's outcome (worker/policy.py: Delivered, Wait, Dead) becomes a confirmed publish to
+  a wait queue or to the dead-letter queue, and the metrics and the log line of it.
+- A message's handler returning means every delivery in it is settled: the message is acked. A
+  handler raising is classified (worker/errors.py) and becomes a hand-back, a stop or a message
+  set aside (dead-lettered `invalid`), poison counting included (policy.after_error).
+
+Every dead letter is built here, from the codec's headers (worker/codec.py), whatever died:
+an invalid event, a failed delivery, a stray message, a poison message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import assert_never
+
+import structlog
+
+from worker import codec
+from worker.abc import Ack, Handler, Nack, Publisher
+from worker.codec import Delivery, Inbound
+from worker.errors import classify, one_line
+from worker.metrics import Metrics
+from worker.policy import (
+    Dead,
+    DeadReason,
+    Delivered,
+    HandBack,
+    Outcome,
+    SetAside,
+    Stop,
+    Wait,
+    after_error,
+)
+
+log = structlog.get_logger("queue_hooks.settle")
+
+
+class Settler:
+    def __init__(
+        self,
+        publisher: Publisher,
+        metrics: Metrics,
+        on_fatal: Callable[[BaseException], None] = lambda exc: None,
+    ) -> None:
+        self.publisher = publisher
+        self.metrics = metrics
+        self.on_fatal = on_fatal
+
+    # -- one delivery -------------------------------------------------------------------------
+    async def delivery(self, delivery: Delivery, outcome: Outcome, now: float) -> None:
+        """Returns once the outcome is safe with the broker (or needs nothing of it)."""
+        if isinstance(outcome, Delivered):
+            occurred = delivery.occurred_at
+            self.metrics.delivered(None if occurred is None else now - occurred)
+        elif isinstance(outcome, Wait):
+            await self.wait(outcome)
+            self.metrics.retried(delivery.tier)
+        elif isinstance(outcome, Dead):
+            await self.dead_delivery(delivery, outcome.reason, outcome.error)
+        else:
+            assert_never(outcome)
+
+    async def wait(self, wait: Wait) -> None:
+        headers = codec.wait_headers(wait.next, wait.error)
+        await self.publisher.publish_wait(wait.next.body, headers, wait.tier_delay, wait.wait)
+
+    async def dead_delivery(self, delivery: Delivery, reason: DeadReason, error: str) -> None:
+        headers = codec.dead_delivery(delivery, reason, error)
+        await self.publisher.publish_dead(delivery.body, headers, codec.JSON_TYPE)
+        self.metrics.dead(reason)
+        log.warning(
+            "delivery dead-lettered", reason=reason, error=headers[codec.H_ERROR],
+            event_id=delivery.event_id, hook_id=delivery.hook_id, attempts=delivery.attempts,
+        )  # fmt: skip
+
+    async def dead_event(self, inbound: Inbound, error: str, event_id: str | None) -> None:
+        """An invalid event, kept byte for byte (contract §6)."""
+        headers, error = codec.dead_event(error, event_id, inbound.routing_key)
+        await self.publisher.publish_dead(inbound.body, headers, inbound.content_type)
+        self.metrics.event_consumed("invalid", "invalid")
+        self.metrics.dead("invalid")
+        log.warning(
+            "event dead-lettered", reason="invalid", error=error, event_id=codec.shown_id(event_id)
+        )
+
+    async def set_aside(self, inbounds: Sequence[Inbound], error: str) -> None:
+        """Each delivery dead-lettered `invalid` on its own (a batch too: one letter each)."""
+        for inbound in inbounds:
+            headers = codec.set_aside(inbound.headers, error)
+            await self.publisher.publish_dead(inbound.body, headers, inbound.content_type)
+            self.metrics.dead("invalid")
+        log.warning("message set aside as invalid", error=codec.cut(error, 300))
+
+    # -- one message ------------------------------------------------------------------------------
+    async def message(
+        self, handler: Handler, inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+    ) -> None:
+        """Runs the handler on each delivery the message carries, then acks or nacks it."""
+        try:
+            if len(inbounds) == 1:
+                await handler(inbounds[0])
+            else:
+                await _all(handler, inbounds)
+        except asyncio.CancelledError:
+            await nack()  # shutdown past its grace: hand it back
+            raise
+        except Exception as exc:
+            outcome = after_error(classify(exc), one_line(exc), inbounds[0].deliveries)
+            await self._after_error(outcome, exc, inbounds, ack, nack)
+        else:
+            ack()
+
+    async def _after_error(
+        self, outcome: HandBack | Stop | SetAside, exc: Exception, inbounds: Sequence[Inbound],
+        ack: Ack, nack: Nack,
+    ) -> None:  # fmt: skip
+        match outcome:
+            case SetAside(error, loud):
+                if loud:
+                    log.error("the worker keeps failing on a message", error=error, exc_info=exc)
+                await self.set_aside(inbounds, error)
+                ack()
+            case Stop():
+                log.error("unexpected error, stopping", exc_info=exc)
+                await nack()
+                self.on_fatal(exc)
+            case HandBack(pause):
+                # The broker keeps the message; a pause avoids a hot redelivery loop.
+                log.warning("message handed back", error=one_line(exc))
+                await asyncio.sleep(pause)
+                await nack()
+            case _:
+                assert_never(outcome)
+
+
+async def _all(handler: Handler, inbounds: Sequence[Inbound]) -> None:
+    """A batch's deliveries run side by side, and all run to their end: one failing must not
+    cut another short mid-request. The message is settled as one: the first error counts."""
+    results = await asyncio.gather(*(handler(i) for i in inbounds), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
