@@ -6,6 +6,7 @@
    settings (worker.broker.topology), and its user is the one compose's AMQP URL logs in with.
 3. deploy/Dockerfile and docker-compose.yml only reference things that exist: files copied or
    mounted, the entry point, the fixtures `migrate` loads, the worker's health port.
+4. deploy/kubernetes/ against the Kubernetes schemas and the code (deploy/check_kubernetes.py).
 
     python deploy/check_deploy.py                      # check; exit 1 with one line per problem
     python deploy/check_deploy.py --write-definitions  # regenerate the topology in definitions.json
@@ -30,6 +31,7 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from deploy import check_kubernetes  # noqa: E402
 from worker.broker import topology  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
@@ -240,11 +242,15 @@ def main(argv: list[str]) -> int:
         *check_broker_login(definitions, worker_env.get("QUEUE_HOOKS_AMQP_URL", "")),
         *check_dockerfile(pyproject),
         *check_compose_refs(compose),
+        *check_kubernetes.problems(),
     ]
     for problem in problems:
         print(problem, file=sys.stderr)
     if not problems:
-        print("deploy files OK: compose schema, RabbitMQ definitions, Dockerfile references")
+        print(
+            "deploy files OK: compose schema, RabbitMQ definitions, Dockerfile references, "
+            "Kubernetes manifests (schemas, KEDA's from deploy/kubernetes/schemas/keda.json)"
+        )
     return 1 if problems else 0
 
 
