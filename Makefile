@@ -17,7 +17,7 @@ help:
 	@echo "make bench  - the benchmark of the whole path (prints its figures)"
 	@echo "make stop   - stop the services of make run"
 	@echo "make cluster - make run on a 3-node RabbitMQ cluster and a PostgreSQL primary + standby"
-	@echo "make cluster-check - the cluster profile's own checks (also part of make chaos)"
+	@echo "make cluster-check - the cluster profile's checks and fault cases (also in make chaos)"
 	@echo "make clean  - remove the virtual environment and .local/"
 
 # The virtual environment is rebuilt whenever pyproject.toml changes.
@@ -46,8 +46,9 @@ cluster: install
 cluster-stop:
 	$(SERVICES) stop cluster
 
+# The cluster's own checks, then the worker's failover cases on it (issue 14).
 cluster-check: install
-	$(WITH) cluster -- env QH_CHAOS_PROFILE=cluster $(BIN)/pytest tests/chaos/test_cluster.py $(PYTEST_ARGS)
+	$(WITH) cluster -- env QH_CHAOS_PROFILE=cluster $(BIN)/pytest tests/chaos/test_cluster.py tests/chaos/test_cluster_faults.py $(PYTEST_ARGS)
 
 test: install
 	$(WITH) test -- $(BIN)/pytest $(PYTEST_ARGS)

@@ -49,8 +49,8 @@ async def two_workers(sc: Scenario, first: str, **env: str) -> None:
 
 
 async def declare_on(sc: Scenario, node: str) -> None:
-    """Our quorum queues, declared through `node`: RabbitMQ places a new quorum queue's leader on the
-    node it was declared on, so the case knows where the leaders are."""
+    """Our quorum queues, declared through `node`: RabbitMQ places a new quorum queue's
+    leader on the node it was declared on, so the case knows where the leaders are."""
     url, dead_on = nodes_from(sc, node).split(",")[:2]
     for spec in t.queue_specs(sc.delay_seconds, 3):
         # The classic dead-letter queue on another node, so it stays up when `node` dies.
