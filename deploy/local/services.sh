@@ -595,8 +595,12 @@ rmq_stop() {
     launcher=$(cat "$RMQ_LAUNCHER_PID" 2>/dev/null || true)
     if pid=$(rmq_pid); then
         # Clean shutdown via the CLI; if the node does not answer, signal it.
-        # (SIGTERM makes RabbitMQ >= 3.8 shut down gracefully as well.)
-        if ! timeout 60 env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q stop >>"$RMQ_OUT" 2>&1 \
+        # (SIGTERM makes RabbitMQ >= 3.8 shut down gracefully as well.) A node still booting
+        # (no pid file of its own yet: Ctrl-C during `make run`'s start) is only signalled.
+        if [[ $pid == "$launcher" ]]; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_gone "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
+        elif ! timeout 60 env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q stop >>"$RMQ_OUT" 2>&1 \
             || ! wait_gone "$pid" 30; then
             err "$RMQ_NAME: rabbitmqctl stop did not work, sending SIGTERM to $pid"
             kill -TERM "$pid" 2>/dev/null || true

@@ -16,7 +16,7 @@ import pytest
 from tests.chaos.harness import Ledger, amqp, queue_state
 from tests.chaos.scenario import EVENTS, Scenario
 from tests.chaos.test_faults import delivered_at_least, fail_once_in, finish
-from tests.helpers import until
+from tests.support.helpers import until
 from worker.broker import topology as t
 from worker.store import connect
 

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.cli import NO_DOTENV, queue_hooks
-from tests.conftest import TEST_DELAYS, StartWorker, make_settings
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver, status
+from tests.support.cli import NO_DOTENV, queue_hooks
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Receiver, status
+from tests.support.settings import TEST_DELAYS, make_settings
 from worker.broker import Broker
 from worker.broker import topology as t
 from worker.cli.dlq import Filter, read_letters, replay

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from standardwebhooks.webhooks import Webhook
 
-from tests.cli import cli
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, delivered
-from tests.receiver import Receiver
+from tests.support.cache import caught_up
+from tests.support.cli import cli
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, delivered
+from tests.support.receiver import Receiver
 
-SETTLE = 2.0  # the contract's promise: a committed change counts for events consumed 2 s later
 KEY = "the operator's key, shared by the worker and the admin"
 
 
@@ -33,7 +32,7 @@ async def test_changes_made_with_the_commands_reach_a_running_worker(
     ]  # fmt: skip
     for args in setup:
         assert (await cli(*args)).ok
-    await start_worker(secret_key=KEY)
+    worker = await start_worker(secret_key=KEY)
     assert await delivered(platform, receiver, "/crm") == []
 
     # Added: called, signed with the secret printed once (stored encrypted).
@@ -41,14 +40,14 @@ async def test_changes_made_with_the_commands_reach_a_running_worker(
     added = await cli(*crm, env=env)
     secret = secret_of(added.ok)
     assert (await cli("hooks", "add", "--queue", 1, "--event", "joined", "--schema", "CRM")).ok
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     (got,) = await delivered(platform, receiver, "/crm")
     Webhook(secret).verify(got.body, got.headers)
     assert got.json["data"]["v"] == "1"  # type: ignore[index]
 
     # Rotated: signed with the new secret and, during the grace, with the previous one too.
     new = secret_of((await cli("schemas", "rotate-secret", 2, env=env)).ok)
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     (got,) = await delivered(platform, receiver, "/crm")
     assert len(got.headers["webhook-signature"].split()) == 2
     Webhook(new).verify(got.body, got.headers)
@@ -56,17 +55,17 @@ async def test_changes_made_with_the_commands_reach_a_running_worker(
 
     # Disabled: not called.
     assert (await cli("hooks", "disable", 2)).ok == "disabled hook 2\n"
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert await delivered(platform, receiver, "/crm") == []
 
     # Enabled again, and the schema pointed elsewhere: called there.
     assert (await cli("hooks", "enable", 2)).ok == "enabled hook 2\n"
     assert (await cli("schemas", "edit", 2, "--url", receiver.url("/crm2"))).ok
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     (got,) = await delivered(platform, receiver, "/crm2")
     assert got.json["hook_id"] == 2
 
     # Deleted: not called.
     assert (await cli("hooks", "delete", 2, "--yes")).ok == "deleted hook 2\n"
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert await delivered(platform, receiver, "/crm2") == []

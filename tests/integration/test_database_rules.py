@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from schemas.queue_types import EVENTS, FIRES
-from tests.helpers import Conn, seed_hook, seed_queue, seed_schema
+from tests.support.helpers import Conn, seed_hook, seed_queue, seed_schema
 from worker.store import migrate
 
 

@@ -12,7 +12,7 @@ import aio_pika
 import asyncpg
 import orjson
 
-from tests.receiver import Received, Receiver
+from tests.support.receiver import Received, Receiver
 from worker.broker import topology as t
 
 if TYPE_CHECKING:
@@ -77,6 +77,15 @@ async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> N
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 - the broker offers nothing to wait on
             await asyncio.sleep(0.05)
+
+
+async def holds(check: Callable[[], bool], within: float = 10.0) -> None:
+    """`until` for a condition that needs no I/O to read."""
+
+    async def checked() -> bool:
+        return check()
+
+    await until(checked, within)
 
 
 async def delivered(platform: Platform, receiver: Receiver, path: str) -> list[Received]:

@@ -11,9 +11,10 @@ import aio_pika
 import orjson
 import pytest
 
-from tests.conftest import StartWorker, make_settings
-from tests.helpers import Conn, Platform, seed_hook, seed_queue, seed_schema
-from tests.receiver import Receiver
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, seed_hook, seed_queue, seed_schema
+from tests.support.receiver import Receiver
+from tests.support.settings import make_settings
 from worker.broker import Broker
 from worker.broker import topology as t
 from worker.broker.batch import BATCH_TYPE, pack, unpack

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from schemas.queue_types import QUEUE_TYPES, events_fired
-from tests.cli import cli
-from tests.helpers import Conn, seed_schema
+from tests.support.cli import cli
+from tests.support.helpers import Conn, seed_schema
 
 # Each type as an admin might write it: its id, or its name in any case, with - or _.
 AS_TYPED = ["0", "inbound queue", "Outbound-IVR", "preview_dialer", "4", "PREDICTIVE dialer",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, delivered, event, seed_hook, seed_queue, seed_schema
-from tests.receiver import Receiver
-
-SETTLE = 2.0  # the contract's promise: a committed change counts for events consumed 2 s later
+from tests.support.cache import caught_up
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import (
+    Conn,
+    Platform,
+    delivered,
+    event,
+    seed_hook,
+    seed_queue,
+    seed_schema,
+)
+from tests.support.receiver import Receiver
 
 
 async def test_insert_disable_enable_delete_by_sql(
@@ -17,32 +22,32 @@ async def test_insert_disable_enable_delete_by_sql(
     await seed_queue(db, 1, 1)
     await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url("/marker")))
     schema = await seed_schema(db, receiver.url("/crm"), name="CRM")
-    await start_worker()
+    worker = await start_worker()
     assert len(await delivered(platform, receiver, "/crm")) == 0
 
     await db.execute(
         "INSERT INTO queue_hooks.hooks (queue_id, event, schema_id) VALUES (1, 'joined', $1)",
         schema,
     )
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert len(await delivered(platform, receiver, "/crm")) == 1
 
     await db.execute("UPDATE queue_hooks.hooks SET enabled = false WHERE schema_id = $1", schema)
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert len(await delivered(platform, receiver, "/crm")) == 0
 
     await db.execute("UPDATE queue_hooks.hooks SET enabled = true WHERE schema_id = $1", schema)
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert len(await delivered(platform, receiver, "/crm")) == 1
 
     await db.execute(
         "UPDATE queue_hooks.schemas SET url = $1 WHERE id = $2", receiver.url("/crm2"), schema
     )
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert len(await delivered(platform, receiver, "/crm2")) == 1
 
     await db.execute("DELETE FROM queue_hooks.hooks WHERE schema_id = $1", schema)
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert len(await delivered(platform, receiver, "/crm2")) == 0
 
 
@@ -51,14 +56,14 @@ async def test_queue_variables_changed_by_sql_are_delivered(
 ) -> None:
     await seed_queue(db, 1, 1, variables={"region": "eu"})
     await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
-    await start_worker()
+    worker = await start_worker()
     await platform.publish(event(1, "joined"))
     (first,) = await receiver.wait_for(1)
     assert first.json["data"]["region"] == "eu"  # type: ignore[index]
     await db.execute(
         """UPDATE queue_hooks.queues SET variables = '{"region": "us"}' WHERE id = 1"""
     )
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     await platform.publish(event(1, "joined"))
     got = await receiver.wait_for(2)
     assert got[1].json["data"]["region"] == "us"  # type: ignore[index]

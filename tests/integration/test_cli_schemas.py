@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.cli import Ran, cli
-from tests.helpers import Conn, seed_hook, seed_queue, seed_schema
+from tests.support.cli import Ran, cli
+from tests.support.helpers import Conn, seed_hook, seed_queue, seed_schema
 from worker import secrets
 
 KEY = "an operator's key for the tests"

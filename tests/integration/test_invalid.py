@@ -8,9 +8,9 @@ import aio_pika
 import orjson
 import pytest
 
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Receiver
 from worker.app import Worker
 from worker.broker import topology as t
 
@@ -115,3 +115,26 @@ async def test_a_message_that_keeps_failing_the_worker_is_set_aside(
     )
     await platform.publish(event(1, "joined"))
     await receiver.wait_for(1)  # the third worker carries on
+
+
+async def test_a_boolean_id_is_dead_lettered_and_a_chats_bad_call_field_is_ignored(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+) -> None:
+    # Issue 12, defects 9 and 1, through the worker. Queue 1 has hooks: `"queue_id": true`
+    # used to be delivered to them as queue 1.
+    await seed_queue(db, 1, 6)  # an inbound chat queue
+    schema = await seed_schema(db, receiver.url())
+    await seed_hook(db, 1, "joined", schema)
+    await seed_hook(db, 1, "leaving", schema)
+    await start_worker()
+    as_queue_1 = await platform.publish(event(1, "joined") | {"queue_id": True}, "queue.1.joined")
+    as_attempt_1 = await platform.publish(event(1, "joined", attempt_id=True))
+    chat = event(1, "leaving", channel="chat", call_duration="n/a", cc_result="success")
+    await platform.publish(chat)
+    dead = {d.body: d for d in await platform.dead_letters(2)}
+    assert dead[as_queue_1].headers[t.H_ERROR] == "queue_id: true is not an integer"
+    assert dead[as_attempt_1].headers[t.H_ERROR] == "attempt_id: true is not an integer"
+    assert {d.headers[t.H_REASON] for d in dead.values()} == {"invalid"}
+    (request,) = await receiver.wait_for(1)
+    assert request.json["id"] == chat["id"]
+    assert request.json["data"] == {"channel": "chat", "cc_result": "success"}

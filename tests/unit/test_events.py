@@ -108,6 +108,52 @@ def test_call_fields_are_left_out_when_the_channel_is_not_a_call(channel: str) -
     assert data["cc_result"] == "success" and data["channel"] == channel
 
 
+CALL = ["call_bill_sec", "call_duration", "amd_result", "call_voice_sec", "call_cause",
+        "call_sip_code"]  # fmt: skip
+
+
+@pytest.mark.parametrize("channel", ["chat", "task"])
+@pytest.mark.parametrize("name", CALL)
+def test_a_call_field_of_a_chat_is_ignored_whatever_its_value(channel: str, name: str) -> None:
+    # Issue 12, defect 1: the field is not delivered (§3), so its value is ignored (§1).
+    for bad in ("n/a", {"x": 1}, [1], True, "1e999"):
+        data = build_data(parse_event(body(channel=channel, **{name: bad}), LIMIT), {})
+        assert data == {"channel": channel}
+
+
+def test_a_call_field_of_a_call_that_cannot_be_coerced_is_still_invalid() -> None:
+    error = invalid(body(call_duration="n/a")).error
+    assert error == 'call_duration: "n/a" is not a number'
+
+
+# Every integer and number field of every event (contract §1, §3).
+INTEGERS = ["queue_id", "attempt_id", "agent_id", "user_id", "member_id", "cc_attempt_seq",
+            "call_sip_code"]  # fmt: skip
+NUMBERS = ["call_bill_sec", "call_duration", "call_voice_sec"]
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize("name", INTEGERS)
+def test_a_json_boolean_is_never_an_integer(name: str, value: bool) -> None:
+    # Issue 12, defect 9: `"queue_id": true` was read as queue 1.
+    error = invalid(body(**{name: value})).error
+    assert error == f"{name}: {orjson.dumps(value).decode()} is not an integer"
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize("name", NUMBERS)
+def test_a_json_boolean_is_never_a_number(name: str, value: bool) -> None:
+    error = invalid(body(**{name: value})).error
+    assert error == f"{name}: {orjson.dumps(value).decode()} is not a number"
+
+
+def test_the_integer_and_number_lists_are_every_such_field() -> None:
+    sent = {k: v[0] for k, v in AS_SENT.items()}
+    data = build_data(parse_event(body(**sent), LIMIT), {})
+    numeric = {k for k, v in data.items() if type(v) in (int, float)}
+    assert numeric | {"queue_id"} == set(INTEGERS) | set(NUMBERS)
+
+
 def test_fields_not_carried_are_left_out_not_null() -> None:
     data = build_data(parse_event(body(agent_id=None), LIMIT), {})
     assert data == {"channel": "call"}

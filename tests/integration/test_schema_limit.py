@@ -9,9 +9,9 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Behaviour, Received, Receiver
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Behaviour, Received, Receiver
 from worker.broker import topology as t
 
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from schemas.queue_types import EVENTS, LABELS_RU, fires
-from tests.cli import cli, cli_on_terminal
-from tests.helpers import Conn, seed_hook, seed_queue, seed_schema
+from tests.support.cli import cli, cli_on_terminal
+from tests.support.helpers import Conn, seed_hook, seed_queue, seed_schema
 
 
 async def hook_rows(db: Conn) -> list[tuple[object, ...]]:

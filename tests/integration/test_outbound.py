@@ -17,10 +17,11 @@ import pytest
 import trustme
 from aiohttp import web
 
-from tests.conftest import TEST_DELAYS, StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver, status
-from tests.test_shutdown import start_process, wait_consuming
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.processes import start_process, wait_consuming
+from tests.support.receiver import Receiver, status
+from tests.support.settings import TEST_DELAYS
 from worker.broker import topology as t
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

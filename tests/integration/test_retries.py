@@ -7,9 +7,10 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from tests.conftest import TEST_DELAYS, StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver, fail_first, hang, status
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Receiver, fail_first, hang, status
+from tests.support.settings import TEST_DELAYS
 from worker.broker import topology as t
 
 

@@ -11,9 +11,9 @@ import orjson
 from schemas.events import InvalidEvent
 from schemas.payload import encode_data
 from schemas.queue_types import EVENTS
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
-from tests.hostile import (
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.support.hostile import (
     HOSTILE_BODIES,
     HOSTILE_MAX_BYTES,
     QUEUE_VARIABLES,
@@ -21,7 +21,7 @@ from tests.hostile import (
     outcome,
     sample,
 )
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
 from worker.broker import topology as t
 
 BATCH = 300

@@ -12,11 +12,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli import free_port, queue_hooks
-from tests.conftest import StartWorker, make_settings
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.proxy import Proxy
-from tests.receiver import Receiver, fail_first, status
+from tests.support.cli import free_port, queue_hooks
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.proxy import Proxy
+from tests.support.receiver import Receiver, fail_first, status
+from tests.support.settings import make_settings
 from worker.broker import topology as t
 from worker.errors import Fatal
 

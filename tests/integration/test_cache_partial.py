@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, delivered, seed_hook, seed_queue, seed_schema
-from tests.receiver import Receiver
-from tests.test_hooks_live import SETTLE
+from tests.support.cache import caught_up
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, delivered, seed_hook, seed_queue, seed_schema
+from tests.support.receiver import Receiver
 
 
 async def test_a_hook_of_a_schema_created_while_running_is_called(
@@ -15,11 +13,11 @@ async def test_a_hook_of_a_schema_created_while_running_is_called(
 ) -> None:
     await seed_queue(db, 1, 1)
     await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url("/marker")))
-    await start_worker()
+    worker = await start_worker()
     schema = await seed_schema(db, receiver.url("/new"))
-    await asyncio.sleep(SETTLE)  # the schema alone is read, with no hook to use it yet
+    await caught_up(worker, db)  # the schema alone is read, with no hook to use it yet
     await seed_hook(db, 1, "joined", schema)
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert len(await delivered(platform, receiver, "/new")) == 1
 
 
@@ -34,7 +32,7 @@ async def test_deleting_a_queue_takes_its_hooks_out_of_the_cache(
     worker = await start_worker()
     assert worker.cache.hook(hook) is not None
     await db.execute("DELETE FROM queue_hooks.queues WHERE id = 2")
-    await asyncio.sleep(SETTLE)
+    await caught_up(worker, db)
     assert worker.cache.hook(hook) is None
     assert worker.cache.hooks_for(2, "joined") == ()
     assert len(await delivered(platform, receiver, "/marker")) == 1

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from tests.cli import free_port
+from tests.support.cli import free_port
 
 
 @dataclass

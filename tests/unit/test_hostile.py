@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.events import RESERVED, Event, InvalidEvent, parse_event
 from schemas.payload import build_data
-from tests.hostile import (
+from tests.support.hostile import (
     HOSTILE_BODIES,
     HOSTILE_MAX_BYTES,
     JSON_VALUES,

@@ -9,10 +9,10 @@ import signal
 
 import orjson
 
-from tests.conftest import TEST_DELAYS
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
-from tests.receiver import Receiver, fail_first, status
-from tests.test_shutdown import start_process, wait_consuming
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema
+from tests.support.processes import start_process, wait_consuming
+from tests.support.receiver import Receiver, fail_first, status
+from tests.support.settings import TEST_DELAYS
 from worker import secrets
 
 SECRET = "whsec_" + base64.b64encode(b"log-test secret, 32 bytes long!!").decode()

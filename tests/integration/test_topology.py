@@ -7,9 +7,10 @@ import asyncio
 import aiormq.exceptions
 import pytest
 
-from tests.conftest import TEST_DELAYS, StartWorker, make_settings
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver, status
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Receiver, status
+from tests.support.settings import TEST_DELAYS, make_settings
 from worker.app import Worker
 from worker.broker import topology as t
 from worker.errors import Fatal
