@@ -95,19 +95,20 @@ async def test_wait_queue_leader_killed_while_retries_wait(scenario: Scenario) -
     sc.receiver.answer = fail_once_in(4)
     first_tier = t.wait_queue(sc.delay_seconds[0])
     await declare_on(sc, "rabbit3")
-    await two_workers(sc, await leader(sc, first_tier))
+    killed = await leader(sc, first_tier)  # asked before: rabbitmqctl takes a second or two
+    await two_workers(sc, killed)
     ledger = await sc.publish(CASE_EVENTS // 2)
+    waited: list[int] = []
 
     async def waiting() -> bool:
-        return (await queue_state(sc.services.amqp_url, first_tier))[0] > 0
+        waited.append((await queue_state(sc.services.amqp_url, first_tier))[0])
+        return waited[-1] > 0
 
     await until(waiting, 60)
-    killed = await leader(sc, first_tier)
-    waited = (await queue_state(sc.services.amqp_url, first_tier))[0]
     await sc.services.node("kill", killed)
     await finish(
         sc, ledger, "SIGKILL wait-queue leader", sc.in_flight_bound(2),
-        f"kill {killed}, {waited} waiting",
+        f"kill {killed}, {waited[-1]} waiting",
     )  # fmt: skip
     assert sc.receiver.failed > 0 and ledger.dead == {}
     await all_nodes_back(sc)
