@@ -71,3 +71,6 @@ def test_declarations_try_ours_then_none_then_other_sizes() -> None:
     classic = QueueSpec("q", {"x-queue-type": "classic"})
     assert declarations(classic) == [classic.arguments]
     assert all(GROUP_SIZE not in s.arguments for s in queue_specs((1.0,)))
+    unsized = declarations(queue_specs((1.0,))[0])  # a broker of no set size takes any
+    assert unsized[0] == {"x-queue-type": "quorum"}
+    assert [a[GROUP_SIZE] for a in unsized[1:]] == list(range(1, 10))

@@ -72,7 +72,7 @@ class Nodes:
 
     async def _walk(self, connect: Callable[[str], Awaitable[C]], attempts: int | None) -> C:
         return await keep_trying(
-            lambda: self._round(connect), "no broker node answers, waiting",
+            lambda: self._round(connect), "broker unreachable, waiting",
             attempts=attempts, logger=log,
         )  # fmt: skip
 

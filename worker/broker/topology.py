@@ -118,9 +118,9 @@ def declarations(spec: QueueSpec) -> list[dict[str, Any]]:
     refuses a later declare whose size differs from the one it was created with (none
     included). So ours comes first (it creates the queue when there is none), then none (a
     queue of an older version), then the other sizes (a cluster since grown or shrunk)."""
-    size = spec.arguments.get(GROUP_SIZE)
-    if size is None:
+    if spec.arguments.get("x-queue-type") != "quorum":
         return [spec.arguments]
+    size = spec.arguments.get(GROUP_SIZE)
     rest = {k: v for k, v in spec.arguments.items() if k != GROUP_SIZE}
     others = [{**rest, GROUP_SIZE: n} for n in range(1, 10) if n != size]
-    return [spec.arguments, rest, *others]
+    return [spec.arguments, *([rest] if size is not None else []), *others]
