@@ -11,8 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d'
 SERVICES := deploy/local/services.sh
 WITH := deploy/local/with-services.sh
 
-.PHONY: help install lock run stop test test-unit lint bench chaos services clean cluster \
-	cluster-stop cluster-check
+.PHONY: help install lock run stop test test-unit lint bench chaos services clean cluster cluster-stop cluster-check
 
 help:
 	@echo "make run    - set up everything, then the worker with demo fixtures and receiver"
@@ -22,9 +21,9 @@ help:
 	@echo "make chaos  - the fault suite: kills, outages, a flaky receiver (prints its figures)"
 	@echo "make bench  - the benchmark of the whole path (prints its figures)"
 	@echo "make stop   - stop the services of make run"
-	@echo "make cluster - make run on a 3-node RabbitMQ cluster and a PostgreSQL primary + standby"
-	@echo "make cluster-check - the cluster profile's own checks (also part of make chaos)"
 	@echo "make lock   - regenerate requirements.lock from pyproject.toml (UPGRADE=1: newest versions)"
+	@echo "make cluster - make run on a 3-node RabbitMQ cluster and a PostgreSQL primary + standby"
+	@echo "make cluster-check - the cluster profile's checks and fault cases (also in make chaos)"
 	@echo "make clean  - remove the virtual environment and .local/"
 
 # The virtual environment follows requirements.lock (every package pinned, with its hashes);
@@ -56,17 +55,6 @@ stop:
 services: install
 	$(SERVICES) start run
 
-# The demo on the cluster profile (docs/cluster.md); deploy/local/services.sh node-kill etc.
-# break single nodes meanwhile.
-cluster: install
-	QH_PROFILE=cluster deploy/local/run-demo.sh
-
-cluster-stop:
-	$(SERVICES) stop cluster
-
-cluster-check: install
-	$(WITH) cluster -- env QH_CHAOS_PROFILE=cluster $(BIN)/pytest tests/chaos/test_cluster.py $(PYTEST_ARGS)
-
 test: install
 	$(WITH) test -- $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -84,6 +72,18 @@ lint: install
 chaos: install
 	$(WITH) test -- env QH_CHAOS_PROFILE=test $(BIN)/pytest tests/chaos $(PYTEST_ARGS)
 	$(MAKE) cluster-check
+
+# The demo on the cluster profile (docs/cluster.md); deploy/local/services.sh node-kill etc.
+# break single nodes meanwhile.
+cluster: install
+	QH_PROFILE=cluster deploy/local/run-demo.sh
+
+cluster-stop:
+	$(SERVICES) stop cluster
+
+# The cluster's own checks, then the worker's failover cases on it (issue 14).
+cluster-check: install
+	$(WITH) cluster -- env QH_CHAOS_PROFILE=cluster $(BIN)/pytest tests/chaos/test_cluster.py tests/chaos/test_cluster_faults.py $(PYTEST_ARGS)
 
 bench: install
 	$(WITH) bench -- $(BIN)/python -m bench $(BENCH_ARGS)

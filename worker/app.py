@@ -39,8 +39,9 @@ class Worker:
         self._stop = asyncio.Event()
         self._fatal: BaseException | None = None
         self.broker = Broker(
-            settings.amqp_url, settings.exchange, settings.retry_delays, settings.prefetch
-        )
+            settings.amqp_url, settings.exchange, settings.retry_delays, settings.prefetch,
+            quorum_size=settings.quorum_group_size, on_fatal=self._on_fatal,
+        )  # fmt: skip
         self.settler = Settler(self.broker, self.metrics, on_fatal=self._on_fatal)
         self.pipeline = Pipeline(settings, self.settler, self.cache, self.sender, self.metrics)
         self.consuming = False

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worker.urls import amqp_nodes
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*\Z")
@@ -33,6 +35,11 @@ def _duration(value: object) -> object:
     return parse_duration(value) if isinstance(value, str) else value
 
 
+def _nodes(value: str) -> str:
+    amqp_nodes(value)  # raises for a URL that is not one (naming its host, never a password)
+    return value
+
+
 def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
@@ -46,7 +53,12 @@ class Settings(BaseSettings):
     )
 
     # Out of the repr: a URL may carry a password (issue 12, defect 4).
-    amqp_url: str = Field(default="amqp://guest:guest@localhost:5672/", repr=False)
+    # One URL, or the comma-separated URLs of one cluster's nodes (issue 14): the worker and
+    # every command connect to the first that answers, and to the next one on a loss.
+    amqp_url: Annotated[str, AfterValidator(_nodes)] = Field(
+        default="amqp://guest:guest@localhost:5672/", repr=False
+    )
+    # libpq's URL, multi-host too: postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write
     database_url: str = Field(
         default="postgresql://postgres@localhost:5432/queue_hooks", repr=False
     )
@@ -80,3 +92,15 @@ class Settings(BaseSettings):
     secret_grace: Seconds = 86400.0  # previous secret still signs after a rotation
     api_max_body: int = Field(default=1 << 20, ge=1024)  # larger request bodies: 413
     api_pool_size: int = Field(default=10, ge=1)  # database connections of one API process
+    # Replicas of each quorum queue when it is first declared (x-quorum-initial-group-size).
+    # Unset: one per AMQP URL given, at most 3 (a majority survives one node's loss; more
+    # replicas cost every publish a wider round of writes). Existing queues keep theirs.
+    quorum_size: int | None = Field(default=None, ge=1, le=9)
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        return amqp_nodes(self.amqp_url)
+
+    @property
+    def quorum_group_size(self) -> int:
+        return self.quorum_size or min(3, len(self.amqp_urls))

@@ -27,6 +27,8 @@ from aiohttp import web
 from tests.support.helpers import until
 from tests.support.receiver import serve
 from worker.broker import topology as t
+from worker.broker.nodes import Nodes
+from worker.urls import amqp_nodes
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = REPO / "deploy" / "local" / "services.sh"
@@ -64,13 +66,23 @@ class Services:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
 
-    async def _script(self, *args: str) -> None:
+    async def node(self, action: Literal["stop", "kill", "start"], name: str) -> None:
+        """One node of the cluster profile: rabbit1..3, pg1, pg2."""
+        await self._script(f"node-{action}", name)
+
+    async def ask(self, *args: str) -> str:
+        """A query of services.sh (leader, members, pg-primary): its last line."""
+        out = await self._script(*args)
+        return out.strip().splitlines()[-1].strip()
+
+    async def _script(self, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
             str(SERVICES), args[0], self.profile, *args[1:],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        out, _ = await asyncio.wait_for(proc.communicate(), 180)
         assert proc.returncode == 0, f"services.sh {' '.join(args)} failed:\n{out.decode()}"
+        return out.decode()
 
 
 def _children(parent: int) -> list[int]:
@@ -86,8 +98,9 @@ def _children(parent: int) -> list[int]:
 # -- the broker, seen from outside ----------------------------------------------------------
 @contextlib.asynccontextmanager
 async def amqp(url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    """A short-lived connection: the broker may be restarted between two uses."""
-    conn = await aio_pika.connect(url)
+    """A short-lived connection: the broker may be restarted between two uses. To the
+    first node of `url` (one URL, or a cluster's list) that answers."""
+    conn = await Nodes(amqp_nodes(url)).plain(attempts=3)
     try:
         yield await conn.channel(publisher_confirms=True, on_return_raises=True)
     finally:
@@ -132,12 +145,18 @@ async def queue_state(url: str, name: str) -> tuple[int, int]:
 
 
 async def take_dead_letters(url: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """What is in the dead-letter queue now; nothing while the node it lives on is down (a
+    classic queue: on a cluster, on one node)."""
     got: list[aio_pika.abc.AbstractIncomingMessage] = []
     async with amqp(url) as channel:
-        queue = await channel.get_queue(t.DEAD_QUEUE)
-        while (message := await queue.get(fail=False)) is not None:
-            await message.ack()
-            got.append(message)
+        try:
+            queue = await channel.get_queue(t.DEAD_QUEUE)
+            while (message := await queue.get(fail=False)) is not None:
+                await message.ack()
+                got.append(message)
+        except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+            if "is down" not in str(exc):
+                raise
     return got
 
 

@@ -30,20 +30,24 @@ from pamqp import commands as amqp
 
 from worker import codec
 from worker.abc import Handler
-from worker.backoff import keep_trying
+from worker.backoff import delays
 from worker.broker.acks import Acker
 from worker.broker.batch import WaitPublisher
+from worker.broker.nodes import Nodes
 from worker.broker.topology import (
     BINDING_KEY,
     DEAD_QUEUE,
     EVENTS_QUEUE,
     RETRY_QUEUE,
     WAIT_PREFIX,
+    QueueSpec,
+    declarations,
     queue_specs,
     wait_queue,
 )
 from worker.codec import Inbound
 from worker.errors import Fatal, Permanent, one_line
+from worker.urls import amqp_nodes, scrub
 
 log = structlog.get_logger("queue_hooks.broker")
 
@@ -54,16 +58,12 @@ Settle = Callable[
 ]
 
 
-async def wait_for_broker(url: str, *, attempts: int | None = None) -> AbstractRobustConnection:
-    """Connect, waiting with backoff while RabbitMQ is down (contract §7)."""
-    return await keep_trying(
-        lambda: aio_pika.connect_robust(url, timeout=10, reconnect_interval=1.0),
-        "broker unreachable, waiting", attempts=attempts, logger=log,
-    )  # fmt: skip
-
-
 def _settle_nothing(*_args: object) -> Awaitable[None]:
     raise RuntimeError("Broker.consume was not called")
+
+
+def _stop_loudly(exc: BaseException) -> None:
+    raise exc
 
 
 @dataclass(repr=False)
@@ -72,6 +72,10 @@ class Broker:
     exchange: str
     delays: tuple[float, ...]
     prefetch: int
+    quorum_size: int | None = None  # x-quorum-initial-group-size of new quorum queues
+    # Called when a failover meets what no other node can mend (a queue declared with other
+    # arguments): the worker stops with it (worker/app.py).
+    on_fatal: Callable[[BaseException], None] = _stop_loudly
     _settle: Settle = _settle_nothing
     _conn: AbstractRobustConnection | None = None
     _consume: AbstractRobustChannel | None = None
@@ -84,26 +88,73 @@ class Broker:
     _ackers: dict[int, Acker] = field(default_factory=dict)  # id(channel) -> its acker
     _closing: bool = False
     _waits: WaitPublisher = field(init=False)
+    _nodes: Nodes = field(init=False)
+    _failover: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self._waits = WaitPublisher(self._publish_wait_now)
+        self._nodes = Nodes(amqp_nodes(self.url))
 
     def __repr__(self) -> str:
         # Never the URL's password (issue 12, defect 4): where it connects, and no more.
-        return f"Broker({safe_url(self.url)!r}, exchange={self.exchange!r})"
+        return f"Broker({self._nodes!r}, exchange={self.exchange!r})"
 
     async def connect(self, *, attempts: int | None = None) -> None:
-        self._conn = await wait_for_broker(self.url, attempts=attempts)
-        self._conn.reconnect_callbacks.add(lambda *_: log.info("broker reconnected"))
-        self._conn.close_callbacks.add(self._on_close)
-        self._publish = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
-        self._consume = await self._conn.channel()
-        await self._consume.set_qos(prefetch_count=self.prefetch)
-        await self.declare()
+        """To the first node that answers; its channels and our topology on it."""
+        conn = await self._nodes.robust(attempts=attempts)
+        try:
+            self._publish = await conn.channel(publisher_confirms=True, on_return_raises=True)
+            self._consume = await conn.channel()
+            await self._consume.set_qos(prefetch_count=self.prefetch)
+            self._consume.reopen_callbacks.add(self._on_reopen)
+            self._conn = conn
+            await self.declare()
+        except BaseException:
+            await _close_quietly(conn)
+            raise
+        conn.close_callbacks.add(self._on_close)
 
-    def _on_close(self, _conn: object, exc: BaseException | None) -> None:
-        if exc is not None and not self._closing and not isinstance(exc, asyncio.CancelledError):
-            log.warning("broker connection lost, reconnecting", error=one_line(exc))
+    # -- failover: the connection is lost, another node (or the same, back) takes over -------
+    # The NodeConnection never reconnects by itself, so this is the one way back: walk the
+    # nodes (worker/broker/nodes.py), declare the topology on the node reached, and consume
+    # again. The messages unacked on the lost connection are the broker's again (redelivered,
+    # to us or another worker); their acks on the old channel fail and are let go (_settled).
+    def _on_close(self, conn: object, exc: BaseException | None) -> None:
+        if self._closing or conn is not self._conn or self._failover is not None:
+            return
+        error = "closed" if exc is None else one_line(exc)
+        log.warning(
+            "broker connection lost, trying the nodes", node=self._nodes.node,
+            error=scrub(error, *self._nodes.urls),
+        )  # fmt: skip
+        self._failover = asyncio.ensure_future(self._fail_over())
+
+    async def _fail_over(self) -> None:
+        try:
+            old, self._conn = self._conn, None
+            if old is not None:
+                await _close_quietly(old)
+            waits = delays()
+            while not self._closing:
+                try:
+                    await self.connect()
+                    if self._handlers:
+                        await self._start_consumers()
+                        log.info("consumers restored", node=self._nodes.node)
+                    return
+                except Exception as exc:  # a node that answered and then failed: walk on
+                    if isinstance(exc, Fatal):
+                        raise
+                    log.warning(
+                        "broker node failed while restoring, trying the next",
+                        node=self._nodes.node, error=scrub(one_line(exc), *self._nodes.urls),
+                    )  # fmt: skip
+                    await asyncio.sleep(next(waits))
+        except Exception as exc:
+            log.error("broker failover failed", error=one_line(exc))
+            self.on_fatal(exc)
+        finally:
+            self._failover = None
 
     @property
     def connected(self) -> bool:
@@ -115,31 +166,56 @@ class Broker:
         exchange = await channel.declare_exchange(
             self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        await self._check_arguments()
-        for spec in queue_specs(self.delays):
+        for spec in await self._check_arguments():
             queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
             self._declared[spec.name] = queue
             if spec.name == EVENTS_QUEUE:
                 await queue.bind(exchange, BINDING_KEY)
 
-    async def _check_arguments(self) -> None:
+    async def _check_arguments(self) -> list[QueueSpec]:
         """Declares each queue on a throwaway channel first: a queue that exists with other
         arguments (an older version's) would otherwise close the channel we consume on.
+        Returns the queues as the broker takes them: a quorum queue that exists keeps the
+        replication group size it was created with (topology.declarations).
 
         Wait queues are ours alone and hold nothing for long: an empty one is replaced. Any
         other mismatch stops the worker with what to do, rather than looping on reconnects.
         """
         assert self._conn is not None
-        for spec in queue_specs(self.delays):
-            if await self._declares(spec.name, spec.arguments):
+        taken = []
+        for spec in queue_specs(self.delays, self.quorum_size):
+            if spec.name == DEAD_QUEUE and not await self._dead_queue_reachable():
                 continue
-            if spec.name.startswith(WAIT_PREFIX) and await self._delete_if_empty(spec.name):
-                log.warning("replaced a wait queue declared with other arguments", queue=spec.name)
-                continue
-            raise Fatal(
-                f"queue {spec.name} exists with other arguments than this version declares "
-                f"({spec.arguments}); move its messages elsewhere and delete it"
-            )
+            for arguments in declarations(spec):
+                if await self._declares(spec.name, arguments):
+                    taken.append(QueueSpec(spec.name, arguments))
+                    break
+            else:
+                if spec.name.startswith(WAIT_PREFIX) and await self._delete_if_empty(spec.name):
+                    log.warning(
+                        "replaced a wait queue declared with other arguments", queue=spec.name
+                    )
+                    taken.append(spec)
+                    continue
+                raise Fatal(
+                    f"queue {spec.name} exists with other arguments than this version declares "
+                    f"({spec.arguments}); move its messages elsewhere and delete it"
+                )
+        return taken
+
+    async def _dead_queue_reachable(self) -> bool:
+        """The dead-letter queue is a classic queue (contract §6 and the versions before):
+        on a cluster it lives on one node. While that node is down the worker still consumes
+        on the others; a dead letter's publish is then returned unroutable, so its message is
+        handed back and tried again later: it waits for the node, it is never dropped."""
+        try:
+            await self._on_throwaway(lambda ch: ch.declare_queue(DEAD_QUEUE, passive=True))
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            if "is down" not in str(exc):
+                return True  # it does not exist yet: declare it
+            log.warning("the dead-letter queue's node is down; dead letters wait for it")
+            return False
+        return True
 
     async def _declares(self, name: str, arguments: dict[str, Any]) -> bool:
         return await self._on_throwaway(
@@ -169,10 +245,9 @@ class Broker:
     # the robust channel reopens (aio-pika has re-declared our queues by then), and when the
     # broker cancels one (its queue deleted, a quorum leader moved).
     async def consume(self, on_event: Handler, on_retry: Handler, settle: Settle) -> None:
-        channel = self._channel(self._consume)  # raises when not connected
+        self._channel(self._consume)  # raises when not connected
         self._handlers = {EVENTS_QUEUE: on_event, RETRY_QUEUE: on_retry}
         self._settle = settle
-        channel.reopen_callbacks.add(self._on_reopen)
         await self._start_consumers()
 
     async def _start_consumers(self) -> None:
@@ -241,6 +316,10 @@ class Broker:
 
     async def close(self) -> None:
         self._closing = True
+        if self._failover is not None:
+            self._failover.cancel()
+            with contextlib.suppress(BaseException):
+                await self._failover
         if self._conn is not None:
             await self._conn.close()
 
@@ -373,6 +452,11 @@ class Broker:
         return refuse
 
 
+async def _close_quietly(conn: AbstractRobustConnection) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 5)
+
+
 def safe_url(url: str) -> str:
     """A URL without its password, for a repr or a log line."""
     parts = urlsplit(url)
@@ -392,5 +476,5 @@ async def _settled(action: Awaitable[Any]) -> None:
 
 
 __all__ = [
-    "DEAD_QUEUE", "EVENTS_QUEUE", "RETRY_QUEUE", "Broker", "Inbound", "safe_url", "wait_for_broker",
+    "DEAD_QUEUE", "EVENTS_QUEUE", "RETRY_QUEUE", "Broker", "Inbound", "safe_url",
 ]  # fmt: skip

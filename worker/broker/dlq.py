@@ -26,6 +26,8 @@ from aio_pika.abc import (
 
 from worker import codec
 from worker.broker import topology as t
+from worker.broker.nodes import Nodes
+from worker.urls import amqp_nodes
 
 
 class NoDeadQueue(LookupError):
@@ -191,7 +193,7 @@ class DeadLetterQueue:
         self._conn: AbstractConnection | None = None
 
     async def __aenter__(self) -> DeadLetterQueue:
-        self._conn = await aio_pika.connect(self._url, timeout=10)
+        self._conn = await Nodes(amqp_nodes(self._url)).plain()
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

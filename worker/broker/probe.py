@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import aio_pika
 
+from worker.broker.nodes import Nodes
 from worker.broker.topology import DEAD_QUEUE, EVENTS_QUEUE, RETRY_QUEUE
+from worker.urls import amqp_nodes
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class QueueState:
 
 async def queue_states(url: str) -> dict[str, QueueState | None]:
     """Each of our main queues' state; None for a queue that does not exist (yet)."""
-    conn = await aio_pika.connect(url, timeout=5)
+    conn = await Nodes(amqp_nodes(url)).plain()
     states: dict[str, QueueState | None] = {}
     try:
         for name in (EVENTS_QUEUE, RETRY_QUEUE, DEAD_QUEUE):

@@ -49,6 +49,7 @@ __all__ = [
     "RETRY_QUEUE",
     "WAIT_PREFIX",
     "QueueSpec",
+    "declarations",
     "delay_label",
     "queue_specs",
     "wait_queue",
@@ -75,8 +76,11 @@ class QueueSpec:
     arguments: dict[str, Any]
 
 
-def queue_specs(delays: tuple[float, ...]) -> list[QueueSpec]:
-    quorum = {"x-queue-type": "quorum"}
+def queue_specs(delays: tuple[float, ...], quorum_size: int | None = None) -> list[QueueSpec]:
+    """`quorum_size`: the replicas of a quorum queue when it is created (issue 14)."""
+    quorum: dict[str, Any] = {"x-queue-type": "quorum"}
+    if quorum_size is not None:
+        quorum["x-quorum-initial-group-size"] = quorum_size
     specs = [
         QueueSpec(EVENTS_QUEUE, quorum),
         QueueSpec(RETRY_QUEUE, quorum),
@@ -87,10 +91,10 @@ def queue_specs(delays: tuple[float, ...]) -> list[QueueSpec]:
             QueueSpec(
                 wait_queue(seconds),
                 {
+                    **quorum,
                     # Quorum with at-least-once dead-lettering: a classic queue drops a message
                     # that expires while queue-hooks.retry is unavailable (a broker restart);
                     # this one keeps it until the retry queue has confirmed it (issue 6).
-                    "x-queue-type": "quorum",
                     "x-dead-letter-strategy": "at-least-once",
                     "x-overflow": "reject-publish",  # required by at-least-once
                     # Each message carries its own expiration (Retry-After may lengthen it);
@@ -102,3 +106,21 @@ def queue_specs(delays: tuple[float, ...]) -> list[QueueSpec]:
             )
         )
     return specs
+
+
+GROUP_SIZE = "x-quorum-initial-group-size"
+
+
+def declarations(spec: QueueSpec) -> list[dict[str, Any]]:
+    """The arguments to declare `spec` with, in the order to try them.
+
+    RabbitMQ uses a quorum queue's initial group size only when it creates the queue, yet
+    refuses a later declare whose size differs from the one it was created with (none
+    included). So ours comes first (it creates the queue when there is none), then none (a
+    queue of an older version), then the other sizes (a cluster since grown or shrunk)."""
+    if spec.arguments.get("x-queue-type") != "quorum":
+        return [spec.arguments]
+    size = spec.arguments.get(GROUP_SIZE)
+    rest = {k: v for k, v in spec.arguments.items() if k != GROUP_SIZE}
+    others = [{**rest, GROUP_SIZE: n} for n in range(1, 10) if n != size]
+    return [spec.arguments, *([rest] if size is not None else []), *others]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -18,6 +17,7 @@ from worker.broker.topology import DEAD_QUEUE, EVENTS_QUEUE, RETRY_QUEUE
 from worker.cli.base import main_group, run_async, settings
 from worker.errors import one_line
 from worker.settings import Settings
+from worker.urls import amqp_nodes, database_hosts, where
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,9 @@ class Line:
     detail: str
 
 
-def _where(url: str) -> str:
-    """host:port only: never the credentials of a URL."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+def _nodes(url: str) -> str:
+    """host:port of each node, only: never the credentials of a URL."""
+    return ",".join(where(u) for u in amqp_nodes(url))
 
 
 async def _broker(cfg: Settings) -> list[Line]:
@@ -39,8 +38,8 @@ async def _broker(cfg: Settings) -> list[Line]:
     try:
         states = await asyncio.wait_for(queue_states(cfg.amqp_url), 10)
     except Exception as exc:
-        return [Line("rabbitmq", False, f"{_where(cfg.amqp_url)}: {one_line(exc)}")]
-    lines = [Line("rabbitmq", True, _where(cfg.amqp_url))]
+        return [Line("rabbitmq", False, f"{_nodes(cfg.amqp_url)}: {one_line(exc)}")]
+    lines = [Line("rabbitmq", True, _nodes(cfg.amqp_url))]
     events = states[EVENTS_QUEUE]
     if events is None:
         lines.append(Line("consuming", False, f"no queue {EVENTS_QUEUE}: no worker has started"))
@@ -65,8 +64,8 @@ async def _database(cfg: Settings) -> Line:
     try:
         hooks, version = await asyncio.wait_for(probe(cfg.database_url), 10)
     except Exception as exc:
-        return Line("postgresql", False, f"{_where(cfg.database_url)}: {one_line(exc)}")
-    detail = f"{_where(cfg.database_url)}, migration {version:04d}, {hooks} enabled hook(s)"
+        return Line("postgresql", False, f"{database_hosts(cfg.database_url)}: {one_line(exc)}")
+    detail = f"{database_hosts(cfg.database_url)}, migration {version:04d}, {hooks} enabled hook(s)"
     return Line("postgresql", True, detail)
 
 

@@ -143,7 +143,10 @@ def publish(
 
 
 async def _publish(cfg: Settings, routing_key: str, bodies: list[bytes]) -> int:
-    broker = Broker(cfg.amqp_url, cfg.exchange, cfg.retry_delays, prefetch=1)
+    broker = Broker(
+        cfg.amqp_url, cfg.exchange, cfg.retry_delays, prefetch=1,
+        quorum_size=cfg.quorum_group_size,
+    )  # fmt: skip
     await broker.connect(attempts=3)
     try:
         for raw in bodies:
