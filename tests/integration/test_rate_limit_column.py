@@ -13,9 +13,7 @@ async def test_null_means_no_limit_and_a_positive_number_is_kept(db: Conn) -> No
     assert await db.fetchval(
         "SELECT max_per_second FROM queue_hooks.schemas WHERE id = $1", schema_id
     ) is None  # fmt: skip
-    await db.execute(
-        "UPDATE queue_hooks.schemas SET max_per_second = 0.5 WHERE id = $1", schema_id
-    )
+    await db.execute("UPDATE queue_hooks.schemas SET max_per_second = 0.5 WHERE id = $1", schema_id)
     assert (
         await db.fetchval("SELECT max_per_second FROM queue_hooks.schemas WHERE id = $1", schema_id)
         == 0.5
