@@ -1,4 +1,4 @@
-"""`queue-hooks run --processes 2`: a supervisor, its children, one /metrics (worker/supervisor.py)."""
+"""`queue-hooks run --processes 2`: a supervisor, its children, one /metrics (worker/supervisor)."""
 
 from __future__ import annotations
 
