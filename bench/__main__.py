@@ -23,7 +23,7 @@ from typing import Any
 import aio_pika
 import orjson
 
-from bench import procs
+from bench import procs, receivers
 from bench.procs import Receiver, Worker
 from bench.workload import Broker, Target, event_id, leaving, seed, touch_filler_hook
 from worker.broker import topology as t
@@ -258,6 +258,7 @@ ROWS = [
     ("many hooks / few hooks", "hooks_ratio", "", ">= 0.9"),
     ("peak RSS, 100,000-event backlog", "memory_peak_rss_mb", "MB", "<= 150"),
     ("drain rate of that backlog", "memory_drain_per_s", "deliveries/s", None),
+    *receivers.ROWS,  # issue 13's rows: bench/receivers.py
 ]
 
 
@@ -290,14 +291,17 @@ async def main(quick: bool, only: list[str]) -> None:
         "one_down",
         "many_hooks",
         "memory",
+        *receivers.PHASES,
     ]
+    only = receivers.expand(only)
     try:
         for step in steps:
             needs_ceiling = step == "ceiling" and any(s.startswith("end_to_end") for s in only)
             if only and step not in only and not needs_ceiling:
                 continue
             started = time.monotonic()
-            await getattr(bench, step)()
+            phase = receivers.PHASES.get(step)
+            await (phase(bench) if phase else getattr(bench, step)())
             print(f"  {step}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         await broker.reset()
