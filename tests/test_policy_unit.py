@@ -7,8 +7,7 @@ from email.utils import formatdate
 import pytest
 
 from worker.deliver import build_target, request_headers
-from worker.model import Attempt, describe_target
-from worker.model import Schema
+from worker.model import Attempt, Schema, describe_target
 from worker.policy import Dead, Delivered, Retry, judge, quick_retryable, retry_after, tier_wait
 
 URL = "https://user:pw@crm.example/hook?token=abc"

@@ -61,9 +61,7 @@ async def test_a_schema_whose_secret_cannot_be_read_stops_only_its_own_deliverie
     assert check.code == 0, check.out  # the worker is ready for every other schema
 
     # A running worker meets a second bad row: it goes on.
-    await db.execute(
-        "UPDATE queue_hooks.schemas SET secret = 'enc:damaged' WHERE id <> $1", bad
-    )
+    await db.execute("UPDATE queue_hooks.schemas SET secret = 'enc:damaged' WHERE id <> $1", bad)
 
     async def two_unsigned() -> bool:
         return await _unsigned_gauge(port) == 2
