@@ -3,6 +3,7 @@ outcomes, reasons, status classes; never event ids, hook ids or URLs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cache
 from typing import TYPE_CHECKING
@@ -67,6 +68,13 @@ class Metrics:
             "queue_hooks_queue_messages", "Messages ready in our queues", ["queue"], registry=r,
             multiprocess_mode="livemax",
         )  # fmt: skip
+        # Labelled by schema id: bounded by the database (the rows of queue_hooks.schemas, a
+        # few hundred on a real platform), and a deleted schema's series is removed.
+        self.circuit_state = Gauge(
+            "queue_hooks_circuit_state",
+            "A schema's circuit: 0 closed, 1 half-open (a probe is out), 2 open", ["schema_id"],
+            registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
         self.ready = Gauge(
             READY_METRIC, "1 while this worker process is ready (as /readyz)", registry=r,
             multiprocess_mode="liveall",
@@ -102,6 +110,13 @@ class Metrics:
 
     def dead(self, reason: str) -> None:
         self.deliveries.labels("dead", reason).inc()
+
+    def circuit(self, schema_id: int, state: int) -> None:
+        self.circuit_state.labels(str(schema_id)).set(state)
+
+    def circuit_forgotten(self, schema_id: int) -> None:
+        with contextlib.suppress(KeyError):
+            self.circuit_state.remove(str(schema_id))
 
     def attempt(self, attempt: Attempt) -> None:
         status = attempt.status

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     retry_delays: Annotated[tuple[float, ...], NoDecode, BeforeValidator(_delays)] = (
         10.0, 60.0, 600.0, 3600.0, 21600.0,
     )  # fmt: skip
-    # Well above schema_concurrency, so one stuck schema never holds the whole window.
+    # Shared fairly among the busy schemas (concurrency.fair_share): none holds the window.
     prefetch: int = Field(default=1024, ge=1, le=65535)
     allow_private_targets: bool = False
     metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0: no HTTP endpoint
@@ -67,9 +67,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
 
     # Not in the contract: tuning knobs with sane defaults.
-    # Requests in flight to one schema. 256 lets one receiver that takes 200 ms still get over
-    # 1,000 deliveries/s.
-    schema_concurrency: int = Field(default=256, ge=1)
+    # The ceiling of a schema's adaptive concurrency (worker/concurrency.py): the requests in
+    # flight to one schema never exceed it, nor its fair share of the prefetch window.
+    schema_concurrency: int = Field(default=1024, ge=1)
     # Beyond that limit a delivery waits its turn while the schema makes progress; once none
     # of its requests has finished for this long, what waits is deferred (worker/gate.py).
     schema_stall: Seconds = 0.25

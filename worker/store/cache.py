@@ -48,7 +48,8 @@ FROM queue_hooks.hooks WHERE enabled
 """
 _SCHEMAS = """
 SELECT id, domain_id, name, url, secret, headers, timeout_ms, previous_secret,
-       extract(epoch FROM previous_secret_until)::float8 AS previous_until
+       extract(epoch FROM previous_secret_until)::float8 AS previous_until,
+       max_per_second::float8 AS max_per_second
 FROM queue_hooks.schemas
 """
 _QUEUES = "SELECT id, variables FROM queue_hooks.queues WHERE variables <> '{}'::jsonb"
