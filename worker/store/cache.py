@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -175,6 +176,11 @@ class HookCache:
         if queues is not None:
             variables = {r["id"]: coerce_variables(r["variables"]) for r in queues}
         self._snapshot = self._next(before, revision, rows, schemas, variables)
+        if before.revision < 0:
+            # The first load's objects (100,000 hooks are a million objects or so) live as long
+            # as the process: out of the collector's way, as app.tune_gc does for start-up's,
+            # so no collection walks them again (issue 13, cold start).
+            gc.freeze()
         took = time.perf_counter() - started
         log.info(
             "hook cache loaded", revision=revision, hooks=len(self._snapshot.by_id),
