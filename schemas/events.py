@@ -25,12 +25,37 @@ from pydantic import (
 )
 
 Channel = Literal["call", "chat", "task"]
+
+
+def _not_a_boolean(words: str) -> Any:
+    # Lax mode reads `true` as 1; a JSON boolean is never a count or an id (`"queue_id": true`
+    # would be queue 1, maybe another domain's: issue 12, defect 9).
+    def check(value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError(words)
+        return value
+
+    return BeforeValidator(check)
+
+
 # Integers are 64-bit, as JSON out (orjson) and the database's bigint ids hold them: a bigger
 # one is invalid rather than an event no payload can be written for (issue 6).
-Int = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+_Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Int = Annotated[_Int64, _not_a_boolean("is not an integer")]
 # Smart union: "12" stays an integer, "12.5" becomes 12.5 (contract §1); an integer too big
 # for 64 bits is taken as the number it is, a float.
-Number = Int | float
+Number = Annotated[_Int64 | float, _not_a_boolean("is not a number")]
+
+CALL_FIELDS: Final = frozenset(
+    {
+        "call_bill_sec",
+        "call_duration",
+        "amd_result",
+        "call_voice_sec",
+        "call_cause",
+        "call_sip_code",
+    }
+)
 
 _RFC3339: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z"
@@ -101,11 +126,14 @@ class _Envelope(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
+    def _absent(cls, data: Any) -> Any:
         # The engine sends null for what it does not know: that is a field it did not carry.
-        if isinstance(data, dict):
+        # A chat or a task delivers no call field (§3), so their values are not read (§1).
+        if not isinstance(data, dict):
+            return data
+        if data.get("channel") == "call":
             return {k: v for k, v in data.items() if v is not None}
-        return data
+        return {k: v for k, v in data.items() if v is not None and k not in CALL_FIELDS}
 
     @field_validator("id")
     @classmethod
@@ -178,16 +206,6 @@ MODELS: Final[tuple[type[_Envelope], ...]] = (
 _ADAPTER: Final[TypeAdapter[Event]] = TypeAdapter(Annotated[Event, Field(discriminator="event")])
 
 ENVELOPE_FIELDS: Final = frozenset({"id", "event", "queue_id", "occurred_at", "variables"})
-CALL_FIELDS: Final = frozenset(
-    {
-        "call_bill_sec",
-        "call_duration",
-        "amd_result",
-        "call_voice_sec",
-        "call_cause",
-        "call_sip_code",
-    }
-)
 # Names of every documented field of every event: no variable may pose as one (contract §3).
 RESERVED: Final = frozenset(
     name for model in MODELS for name in model.model_fields if name not in ENVELOPE_FIELDS

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import orjson
 
-from schemas.events import CALL_FIELDS, FIELDS_OF, RESERVED, Event, occurred_at
+from schemas.events import FIELDS_OF, RESERVED, Event, occurred_at
 
 
 def build_data(event: Event, queue_variables: dict[str, str]) -> dict[str, object]:
@@ -21,11 +21,10 @@ def build_data(event: Event, queue_variables: dict[str, str]) -> dict[str, objec
         data.update(member)
     else:
         data.update((k, v) for k, v in member.items() if k not in RESERVED)
-    carried = event.model_fields_set
-    skip_call = event.channel != "call"
+    carried = event.model_fields_set  # a chat's call fields are never carried (schemas.events)
     values = event.__dict__  # a pydantic model's field values; getattr costs more a field
     for name in FIELDS_OF[event.event]:
-        if name in carried and not (skip_call and name in CALL_FIELDS):
+        if name in carried:
             data[name] = values[name]
     return data
 

@@ -6,7 +6,6 @@ import asyncio
 import atexit
 import logging
 import sys
-import threading
 from typing import TextIO
 
 import orjson
@@ -32,14 +31,15 @@ class LineWriter:
     1-3 % of its CPU (a few us a line), and one per loop turn still made a write for every
     two deliveries or so (`strace -c`: as many writes of log lines as turns of the loop).
     Lines reach stderr in order, at most 5 ms late; what is gathered is written at exit too.
-    Outside a running loop (start-up, the CLI) each line is written at once.
+    Outside a running loop (start-up, the CLI) each line is written at once. Kept because it
+    pays: against structlog's own WriteLoggerFactory (a write and a flush a line), worker CPU
+    per delivery 173 / 187 / 201 us against 185 / 225 / 206 in three alternated `make bench`
+    end-to-end runs (docs/performance.md).
     """
 
     def __init__(self, file: TextIO) -> None:
         self._file = file
         self._lines: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # the last one that ran here
-        self._thread = 0
         self._due: asyncio.AbstractEventLoop | None = None  # the loop a flush is due on
 
     def msg(self, message: str) -> None:
@@ -51,19 +51,12 @@ class LineWriter:
             self._due = loop
             loop.call_later(FLUSH_EVERY, self.flush)
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop | None:
-        # Looked up only when it changed: on Python 3.11 each lookup is a getpid system call.
-        # One loop runs in a thread at a time, so a running loop last seen in this thread is
-        # the one running now.
-        loop = self._loop
-        if loop is not None and loop.is_running() and threading.get_ident() == self._thread:
-            return loop
+    @staticmethod
+    def _running_loop() -> asyncio.AbstractEventLoop | None:
         try:
-            self._loop = asyncio.get_running_loop()
+            return asyncio.get_running_loop()
         except RuntimeError:
             return None
-        self._thread = threading.get_ident()
-        return self._loop
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg

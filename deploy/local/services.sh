@@ -338,7 +338,7 @@ rmq_pid() {
     for f in "$RMQ_PID_FILE" "$RMQ_LAUNCHER_PID"; do
         pid=$(cat "$f" 2>/dev/null || true)
         if pid_alive "$pid" && { [[ ! -r /proc/$pid/environ ]] \
-            || grep -qzxF "RABBITMQ_MNESIA_BASE=$RMQ_DIR/mnesia" "/proc/$pid/environ"; }; then
+            || grep -qzxF "RABBITMQ_MNESIA_BASE=$RMQ_DIR/mnesia" "/proc/$pid/environ" 2>/dev/null; }; then
             echo "$pid"
             return 0
         fi
@@ -431,8 +431,12 @@ rmq_stop() {
     launcher=$(cat "$RMQ_LAUNCHER_PID" 2>/dev/null || true)
     if pid=$(rmq_pid); then
         # Clean shutdown via the CLI; if the node does not answer, signal it.
-        # (SIGTERM makes RabbitMQ >= 3.8 shut down gracefully as well.)
-        if ! timeout 60 env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q stop >>"$RMQ_OUT" 2>&1 \
+        # (SIGTERM makes RabbitMQ >= 3.8 shut down gracefully as well.) A node still booting
+        # (no pid file of its own yet: Ctrl-C during `make run`'s start) is only signalled.
+        if [[ $pid == "$launcher" ]]; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_gone "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
+        elif ! timeout 60 env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q stop >>"$RMQ_OUT" 2>&1 \
             || ! wait_gone "$pid" 30; then
             err "rabbitmq: rabbitmqctl stop did not work, sending SIGTERM to $pid"
             kill -TERM "$pid" 2>/dev/null || true

@@ -24,8 +24,8 @@ import aio_pika
 import orjson
 from aiohttp import web
 
-from tests.helpers import until
-from tests.receiver import serve
+from tests.support.helpers import until
+from tests.support.receiver import serve
 from worker.broker import topology as t
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from tests.chaos.harness import (
     reset_broker,
     worker_env,
 )
-from tests.helpers import seed_hook, seed_queue, seed_schema
+from tests.support.helpers import seed_hook, seed_queue, seed_schema
 from worker.settings import parse_duration
 from worker.store import connect
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from tests.chaos.harness import Answer, CountingReceiver, Ledger, WorkerProcess, flaky, queue_state
 from tests.chaos.scenario import Scenario
-from tests.helpers import until
+from tests.support.helpers import until
 from worker.broker import topology as t
 
 

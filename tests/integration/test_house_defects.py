@@ -4,18 +4,23 @@ values far beyond a frame (8)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
-from tests.cli import free_port, queue_hooks
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver
+from tests.support.cli import free_port, queue_hooks
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.processes import start_process
+from tests.support.receiver import Receiver
 from worker import secrets
 from worker.broker import topology as t
 
 KEY = "the-key-it-was-sealed-with"
+PASSWORD = "pw-that-must-never-show-9f3"
 HUGE = 200_000  # characters: a header of it alone is beyond RabbitMQ's 128 KiB frame
 
 
@@ -109,3 +114,29 @@ async def test_a_huge_event_id_never_costs_the_connection(
     assert not channel.is_closed  # the connection was never closed under us
     assert await platform.depth(t.DEAD_QUEUE) == 0 and await platform.depth(t.EVENTS_QUEUE) == 0
     await channel.close()
+
+
+async def test_no_password_in_the_log_lines_of_services_that_refuse(db: Conn) -> None:
+    """Defect 4: a worker whose RabbitMQ refuses its password, and one whose database is
+    unreachable, say so without the passwords of their URLs."""
+    real = urlsplit(os.environ["QUEUE_HOOKS_AMQP_URL"])
+    cases = [
+        ("broker", {"QUEUE_HOOKS_AMQP_URL": f"amqp://guest:{PASSWORD}@{real.netloc.split('@')[-1]}/"}),
+        ("database", {"QUEUE_HOOKS_DATABASE_URL": f"postgresql://postgres:{PASSWORD}@127.0.0.1:9/x"}),
+    ]  # fmt: skip
+    for what, env in cases:
+        proc = await start_process(**env)
+        assert proc.stderr is not None
+        lines: list[bytes] = []
+        async with asyncio.timeout(30):
+            while not any(b"unreachable" in line or b"stopped" in line for line in lines):
+                line = await proc.stderr.readline()
+                if not line:
+                    break
+                lines.append(line)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _out, rest = await asyncio.wait_for(proc.communicate(), 30)
+        text = b"".join(lines).decode() + rest.decode()
+        assert what in text or "ACCESS_REFUSED" in text, text[-2000:]
+        assert PASSWORD not in text, text[-2000:]

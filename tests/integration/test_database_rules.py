@@ -1,0 +1,90 @@
+"""The database guards itself (contract §2, §4): run as an admin would, in plain SQL."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from schemas.queue_types import EVENTS, FIRES
+from tests.support.helpers import Conn, seed_hook, seed_queue, seed_schema
+from worker.store import migrate
+
+
+async def test_migrate_is_safe_to_run_again(db: Conn) -> None:
+    assert await migrate(db) == []
+    versions = await db.fetch("SELECT version FROM queue_hooks.schema_migrations ORDER BY 1")
+    assert next(r["version"] for r in versions) == 1
+
+
+async def test_the_sql_table_of_types_and_events_is_the_contracts(db: Conn) -> None:
+    rows = await db.fetch(
+        "SELECT t, e, queue_hooks.type_fires(t::smallint, e) AS fires"
+        " FROM generate_series(0, 7) t, unnest($1::text[]) e",
+        list(EVENTS),
+    )
+    assert {(r["t"], r["e"]) for r in rows if r["fires"]} == {
+        (t, e) for t, events in FIRES.items() for e in events
+    }
+
+
+async def test_a_hook_of_an_event_its_queue_never_fires_is_refused(db: Conn) -> None:
+    await seed_queue(db, 12, 1)  # inbound: no `answered`, no `active`
+    schema = await seed_schema(db, "https://crm.example/hook")
+    with pytest.raises(asyncpg.CheckViolationError) as caught:
+        await seed_hook(db, 12, "answered", schema)
+    message = str(caught.value)
+    assert "queue 12" in message and '"answered"' in message and f"schema {schema}" in message
+    assert "it fires: joined, offering, bridged, missed, leaving, processing" in message
+
+
+async def test_a_hook_calling_a_schema_of_another_domain_is_refused(db: Conn) -> None:
+    await seed_queue(db, 12, 1, domain=1)
+    schema = await seed_schema(db, "https://crm.example/hook", domain=2)
+    with pytest.raises(asyncpg.CheckViolationError, match=f"schema {schema} is in domain 2"):
+        await seed_hook(db, 12, "leaving", schema)
+
+
+async def test_changing_a_hook_is_checked_too(db: Conn) -> None:
+    await seed_queue(db, 12, 1)
+    schema = await seed_schema(db, "https://crm.example/hook")
+    other = await seed_schema(db, "https://other.example/hook", domain=2)
+    hook = await seed_hook(db, 12, "leaving", schema)
+    with pytest.raises(asyncpg.CheckViolationError, match=f"hook {hook} refused"):
+        await db.execute("UPDATE queue_hooks.hooks SET event = 'active' WHERE id = $1", hook)
+    with pytest.raises(asyncpg.CheckViolationError, match=f"hook {hook} refused"):
+        await db.execute("UPDATE queue_hooks.hooks SET schema_id = $1 WHERE id = $2", other, hook)
+
+
+async def test_changing_a_queue_type_or_domain_under_its_hooks_is_refused(db: Conn) -> None:
+    await seed_queue(db, 12, 0)  # offline queue fires `answered`
+    schema = await seed_schema(db, "https://crm.example/hook")
+    hook = await seed_hook(db, 12, "answered", schema)
+    with pytest.raises(asyncpg.CheckViolationError, match=f'event "answered" of hook {hook}'):
+        await db.execute("UPDATE queue_hooks.queues SET type = 1 WHERE id = 12")
+    with pytest.raises(asyncpg.CheckViolationError, match=f"hook {hook}"):
+        await db.execute("UPDATE queue_hooks.queues SET domain_id = 2 WHERE id = 12")
+    await db.execute("UPDATE queue_hooks.queues SET type = 3 WHERE id = 12")  # also fires it
+
+
+async def test_moving_a_schema_to_another_domain_under_its_hooks_is_refused(db: Conn) -> None:
+    await seed_queue(db, 12, 1)
+    schema = await seed_schema(db, "https://crm.example/hook")
+    hook = await seed_hook(db, 12, "leaving", schema)
+    with pytest.raises(asyncpg.CheckViolationError, match=f"hook {hook}"):
+        await db.execute("UPDATE queue_hooks.schemas SET domain_id = 9 WHERE id = $1", schema)
+
+
+async def test_table_constraints(db: Conn) -> None:
+    await seed_queue(db, 12, 1)
+    schema = await seed_schema(db, "https://crm.example/hook")
+    await seed_hook(db, 12, "leaving", schema)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await seed_hook(db, 12, "leaving", schema)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await seed_schema(db, "ftp://crm.example/hook")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await seed_schema(db, "https://crm.example/", secret="whsec_dG9vc2hvcnQ=")
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await db.execute("DELETE FROM queue_hooks.schemas WHERE id = $1", schema)
+    await db.execute("DELETE FROM queue_hooks.queues WHERE id = 12")  # cascades to its hooks
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.hooks") == 0

@@ -1,0 +1,335 @@
+"""Every outcome path of the engine, with fakes of its interfaces (worker/abc.py): no broker,
+no database, no HTTP. The same paths run against the real services in the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from worker import codec, policy
+from worker.codec import Delivery, Inbound
+from worker.deliver import build_target
+from worker.errors import Fatal, Kind, Permanent
+from worker.metrics import Metrics
+from worker.model import Attempt, Hook, Schema
+from worker.pipeline import Pipeline
+from worker.settings import Settings
+from worker.settle import Settler
+
+DELAYS = (0.3, 0.6)
+EVENT_ID = "2f1b6a52-5d0e-4c0e-9f4a-6f3c1b0d9e11"
+
+
+@dataclass
+class FakePublisher:
+    waits: list[tuple[bytes, dict[str, Any], float, float]] = field(default_factory=list)
+    dead: list[tuple[bytes, dict[str, Any], str | None]] = field(default_factory=list)
+
+    async def publish_wait(
+        self, body: bytes, headers: dict[str, Any], tier_delay: float, wait: float
+    ) -> None:
+        self.waits.append((body, headers, tier_delay, wait))
+
+    async def publish_dead(
+        self, body: bytes, headers: dict[str, Any], content_type: str | None
+    ) -> None:
+        self.dead.append((body, headers, content_type))
+
+
+@dataclass
+class FakeHooks:
+    hooks: dict[int, Hook] = field(default_factory=dict)
+    disabled: list[int] = field(default_factory=list)
+
+    async def wait_fresh(self) -> None:
+        return None
+
+    def hooks_for(self, queue_id: int, event: str) -> tuple[Hook, ...]:
+        return tuple(h for h in self.hooks.values() if (h.queue_id, h.event) == (queue_id, event))
+
+    def hook(self, hook_id: int) -> Hook | None:
+        return self.hooks.get(hook_id)
+
+    def queue_variables(self, queue_id: int) -> dict[str, str]:
+        return {}
+
+    async def disable(self, hook_id: int) -> None:
+        self.disabled.append(hook_id)
+
+
+@dataclass
+class FakeDeliverer:
+    """Answers each request with the next of `script` (the last one again when it runs out)."""
+
+    script: list[Attempt]
+    posted: list[tuple[str, int]] = field(default_factory=list)  # (webhook id, attempt number)
+
+    async def post(self, target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt:
+        self.posted.append((webhook_id, attempt))
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def schema(**changes: Any) -> Schema:
+    values: dict[str, Any] = {
+        "id": 3, "domain_id": 1, "name": "crm", "url": "https://crm.example/hook",
+        "secret": None, "headers": (), "timeout": 5.0,
+    }  # fmt: skip
+    values.update(changes)
+    return Schema(**values)
+
+
+def hook(s: Schema | None = None, hook_id: int = 5) -> Hook:
+    s = s or schema()
+    return Hook(hook_id, 12, "joined", s, build_target(s, allow_private=True))
+
+
+@dataclass
+class Engine:
+    pipeline: Pipeline
+    settler: Settler
+    publisher: FakePublisher
+    hooks: FakeHooks
+    deliverer: FakeDeliverer
+    acked: list[bool] = field(default_factory=list)
+    nacked: list[bool] = field(default_factory=list)
+    stopped: list[BaseException] = field(default_factory=list)
+
+    async def consume(self, inbound: Inbound, retry: bool = False) -> None:
+        handler = self.pipeline.on_retry if retry else self.pipeline.on_event
+        await self.settler.message(handler, [inbound], lambda: self.acked.append(True), self._nack)
+
+    async def _nack(self) -> None:
+        self.nacked.append(True)
+
+
+def engine(*answers: Attempt, hooks: list[Hook] | None = None, **tuning: Any) -> Engine:
+    settings = Settings(_env_file=None, retry_delays=DELAYS, quick_retries=1, **tuning)
+    publisher, source = (
+        FakePublisher(),
+        FakeHooks({h.id: h for h in (hooks if hooks is not None else [hook()])}),
+    )
+    deliverer = FakeDeliverer(list(answers) or [Attempt(204, 0.001)])
+    e = Engine(None, None, publisher, source, deliverer)  # type: ignore[arg-type]
+    e.settler = Settler(publisher, Metrics(), on_fatal=e.stopped.append)
+    e.pipeline = Pipeline(settings, e.settler, source, deliverer, e.settler.metrics)
+    return e
+
+
+def event_inbound(**fields: Any) -> Inbound:
+    body = {"id": EVENT_ID, "event": "joined", "queue_id": 12, "channel": "call"} | fields
+    return Inbound(orjson.dumps(body), {}, "application/json", None, False, "queue.12.joined")
+
+
+def retry_inbound(d: Delivery) -> Inbound:
+    return Inbound(d.body, d.headers(), "application/json", None, False, "queue-hooks.retry")
+
+
+def delivery(**changes: Any) -> Delivery:
+    values: dict[str, Any] = {
+        "hook_id": 5, "event_id": EVENT_ID, "event": "joined", "queue_id": 12,
+        "body": b'{"id":"x"}', "occurred_at": 1_700_000_000.25,
+    }  # fmt: skip
+    values.update(changes)
+    return Delivery(**values)
+
+
+# -- deliveries ----------------------------------------------------------------------------------
+async def test_delivered_is_acked_and_publishes_nothing() -> None:
+    e = engine(Attempt(204, 0.001))
+    await e.consume(event_inbound())
+    assert e.acked == [True] and not e.nacked
+    assert e.deliverer.posted == [(f"{EVENT_ID}:5", 1)]
+    assert not e.publisher.waits and not e.publisher.dead
+
+
+async def test_an_event_without_hooks_is_acked_untouched() -> None:
+    e = engine(hooks=[])
+    await e.consume(event_inbound())
+    assert e.acked == [True] and not e.deliverer.posted and not e.publisher.dead
+
+
+async def test_an_invalid_event_is_dead_lettered_byte_for_byte() -> None:
+    e = engine()
+    inbound = event_inbound(attempt_id="abc")
+    await e.consume(inbound)
+    ((body, headers, _type),) = e.publisher.dead
+    assert body == inbound.body
+    assert headers[codec.H_REASON] == "invalid"
+    assert headers[codec.H_EVENT_ID] == EVENT_ID
+    assert headers[codec.H_ROUTING_KEY] == "queue.12.joined"
+    assert e.acked == [True] and not e.deliverer.posted
+
+
+async def test_a_failure_waits_in_the_first_tier_with_its_occurred_at() -> None:
+    e = engine(Attempt(500, 0.001))
+    await e.consume(event_inbound(occurred_at="2026-11-24T10:00:00.250Z"))
+    ((_body, headers, tier_delay, wait),) = e.publisher.waits
+    assert (tier_delay, wait) == (DELAYS[0], DELAYS[0])
+    assert headers[codec.H_TIER] == 1 and headers[codec.H_ATTEMPTS] == 1
+    assert headers[codec.H_ERROR] == "HTTP 500 from https://crm.example/hook"
+    expected = datetime(2026, 11, 24, 10, 0, 0, 250000, tzinfo=UTC).timestamp()
+    assert headers[codec.H_OCCURRED_AT] == expected
+    assert e.acked == [True]
+
+
+async def test_a_retry_past_the_last_tier_is_dead_exhausted() -> None:
+    e = engine(Attempt(None, 0.001, error="no response within 5000 ms"))
+    await e.consume(retry_inbound(delivery(attempts=2, tier=len(DELAYS))), retry=True)
+    ((_body, headers, _type),) = e.publisher.dead
+    assert headers[codec.H_REASON] == "exhausted"
+    assert headers[codec.H_ATTEMPTS] == 3
+    assert not e.publisher.waits and e.acked == [True]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [(Attempt(404, 0.001), "rejected"), (Attempt(302, 0.001), "rejected"),
+     (Attempt(410, 0.001), "gone"), (Attempt(None, 0, "blocked: x", blocked=True), "blocked")],
+)  # fmt: skip
+async def test_refusals_are_dead_at_once(answer: Attempt, reason: str) -> None:
+    e = engine(answer)
+    await e.consume(event_inbound())
+    ((_body, headers, _type),) = e.publisher.dead
+    assert headers[codec.H_REASON] == reason
+    assert headers[codec.H_HOOK_ID] == 5
+    assert e.hooks.disabled == ([5] if reason == "gone" else [])
+    assert headers[codec.H_ATTEMPTS] == (0 if reason == "blocked" else 1)
+
+
+async def test_a_refused_connection_is_tried_again_at_once() -> None:
+    e = engine(Attempt(None, 0.001, "refused", refused=True), Attempt(200, 0.001))
+    await e.consume(event_inbound())
+    assert [n for _id, n in e.deliverer.posted] == [1, 2]
+    assert not e.publisher.waits and not e.publisher.dead and e.acked == [True]
+
+
+async def test_a_retry_of_a_disabled_hook_is_dead_disabled_unsent() -> None:
+    e = engine(hooks=[])
+    await e.consume(retry_inbound(delivery(hook_id=99, tier=1, attempts=1)), retry=True)
+    ((_body, headers, _type),) = e.publisher.dead
+    assert headers[codec.H_REASON] == "disabled" and headers[codec.H_HOOK_ID] == 99
+    assert not e.deliverer.posted and e.acked == [True]
+
+
+async def test_a_stray_retry_message_is_set_aside_invalid_and_acked() -> None:
+    e = engine()
+    stray = Inbound(b"hello", {"x-mine": "yes"}, "text/plain", None, False, "queue-hooks.retry")
+    await e.consume(stray, retry=True)
+    ((body, headers, content_type),) = e.publisher.dead
+    assert (body, content_type) == (b"hello", "text/plain")
+    assert headers[codec.H_REASON] == "invalid" and headers["x-mine"] == "yes"
+    assert codec.H_HOOK_ID in headers[codec.H_ERROR]
+    assert e.acked == [True] and not e.nacked and not e.stopped
+
+
+async def test_a_stalled_schema_defers_what_waits_without_a_request() -> None:
+    e = engine(schema_concurrency=1, schema_stall=0.01)
+    release = asyncio.Event()
+
+    async def hanging(target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt:
+        e.deliverer.posted.append((webhook_id, attempt))
+        await release.wait()
+        return Attempt(204, 0.001)
+
+    e.deliverer.post = hanging  # type: ignore[method-assign]
+    first = asyncio.ensure_future(e.consume(event_inbound()))
+    while not e.deliverer.posted:
+        await asyncio.sleep(0)
+    await e.consume(event_inbound(id="7d444840-9dc8-11d1-b245-5ffdce74fad2"))
+    ((_body, headers, delay, _wait),) = e.publisher.waits
+    assert headers[codec.H_DEFERRED] == 1 and delay == DELAYS[0]
+    assert headers[codec.H_ATTEMPTS] == 0 and headers[codec.H_TIER] == 0
+    release.set()
+    await first
+    assert len(e.deliverer.posted) == 1 and e.acked == [True, True]
+
+
+# -- a schema whose secret cannot be read (defect 7) ----------------------------------------
+async def test_a_schema_that_cannot_sign_sends_nothing_and_waits() -> None:
+    bad = hook(schema(secret_error="schema 3 cannot sign: no key; set QUEUE_HOOKS_SECRET_KEY"))
+    e = engine(hooks=[bad])
+    await e.consume(event_inbound())
+    assert not e.deliverer.posted  # never unsigned
+    ((_body, headers, _delay, _wait),) = e.publisher.waits
+    assert headers[codec.H_ATTEMPTS] == 0 and headers[codec.H_TIER] == 1
+    assert "QUEUE_HOOKS_SECRET_KEY" in headers[codec.H_ERROR]
+    # ... and once the tiers are used up, it is dead with the same words.
+    await e.consume(retry_inbound(delivery(tier=len(DELAYS))), retry=True)
+    ((_b, dead, _t),) = e.publisher.dead
+    assert dead[codec.H_REASON] == "exhausted" and "QUEUE_HOOKS_SECRET_KEY" in dead[codec.H_ERROR]
+    assert not e.deliverer.posted
+
+
+async def test_other_schemas_deliver_beside_one_that_cannot_sign() -> None:
+    bad = hook(schema(id=4, secret_error="schema 4 cannot sign"), hook_id=6)
+    e = engine(Attempt(204, 0.001), hooks=[hook(), bad])
+    await e.consume(event_inbound())
+    assert e.deliverer.posted == [(f"{EVENT_ID}:5", 1)]
+    assert len(e.publisher.waits) == 1 and e.acked == [True]
+
+
+# -- the message-level mapping (defect 3) ----------------------------------------------------------
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_kind_of_error_has_an_outcome(kind: Kind) -> None:
+    for tries in (1, policy.POISON_AFTER):
+        outcome = policy.after_error(kind, "boom", tries)
+        assert isinstance(outcome, policy.HandBack | policy.Stop | policy.SetAside)
+    assert isinstance(policy.after_error(Kind.PERMANENT, "boom", 1), policy.SetAside)
+    assert isinstance(policy.after_error(Kind.TRANSIENT, "boom", 9), policy.HandBack)
+
+
+async def _raising(exc: Exception, tries: int = 1) -> Engine:
+    e = engine()
+
+    async def handler(_inbound: Inbound) -> None:
+        raise exc
+
+    inbound = Inbound(b"{}", {"x-delivery-count": tries - 1}, None, None, False, "")
+    await e.settler.message(handler, [inbound], lambda: e.acked.append(True), e._nack)
+    return e
+
+
+async def test_a_permanent_error_sets_the_message_aside_not_hands_it_back() -> None:
+    e = await _raising(Permanent("cannot ever work"))
+    ((_b, headers, _t),) = e.publisher.dead
+    assert headers[codec.H_REASON] == "invalid" and headers[codec.H_ERROR] == "cannot ever work"
+    assert e.acked == [True] and not e.nacked and not e.stopped
+
+
+async def test_a_transient_error_hands_the_message_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(policy, "HAND_BACK_PAUSE", 0.0)
+    e = await _raising(ConnectionResetError("gone"))
+    assert e.nacked == [True] and not e.acked and not e.publisher.dead and not e.stopped
+
+
+async def test_a_fatal_error_stops_the_worker_and_hands_back() -> None:
+    e = await _raising(Fatal("bad config"))
+    assert e.nacked == [True] and not e.acked and len(e.stopped) == 1
+
+
+async def test_a_message_that_keeps_failing_the_worker_is_set_aside() -> None:
+    e = await _raising(RuntimeError("bug"), tries=policy.POISON_AFTER)
+    ((_b, headers, _t),) = e.publisher.dead
+    assert "failed on this message 3 times" in headers[codec.H_ERROR]
+    assert e.acked == [True] and not e.stopped
+
+
+async def test_a_cancelled_message_is_handed_back() -> None:
+    e = engine()
+
+    async def handler(_inbound: Inbound) -> None:
+        await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(
+        e.settler.message(handler, [event_inbound()], lambda: e.acked.append(True), e._nack)
+    )
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert e.nacked == [True] and not e.acked
