@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.helpers import Conn, seed_schema
+from tests.support.helpers import Conn, seed_schema
 
 
 async def test_null_means_no_limit_and_a_positive_number_is_kept(db: Conn) -> None:

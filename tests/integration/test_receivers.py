@@ -12,9 +12,9 @@ from collections import defaultdict
 
 from aiohttp import web
 
-from tests.conftest import StartWorker
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Received, Receiver
+from tests.support.fixtures import StartWorker
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.receiver import Received, Receiver
 from worker.app import Worker
 from worker.broker import topology as t
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.cli import NO_DOTENV
-from tests.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
-from tests.receiver import Receiver
-from tests.test_shutdown import worker_env
+from tests.support.cli import NO_DOTENV
+from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
+from tests.support.processes import worker_env
+from tests.support.receiver import Receiver
 from worker.broker import topology as t
 
 
