@@ -24,7 +24,7 @@ import aio_pika
 import orjson
 
 from bench import api as api_bench
-from bench import procs
+from bench import procs, receivers
 from bench.procs import Receiver, Worker
 from bench.workload import Broker, Target, event_id, leaving, seed, touch_filler_hook
 from worker.broker import topology as t
@@ -270,6 +270,7 @@ ROWS = [
     ("peak RSS, 100,000-event backlog", "memory_peak_rss_mb", "MB", "<= 150"),
     ("drain rate of that backlog", "memory_drain_per_s", "deliveries/s", None),
     *api_bench.ROWS,
+    *receivers.ROWS,  # issue 13's rows: bench/receivers.py
 ]
 
 
@@ -303,14 +304,17 @@ async def main(quick: bool, only: list[str]) -> None:
         "many_hooks",
         "memory",
         "api",
+        *receivers.PHASES,
     ]
+    only = receivers.expand(only)
     try:
         for step in steps:
             needs_ceiling = step == "ceiling" and any(s.startswith("end_to_end") for s in only)
             if only and step not in only and not needs_ceiling:
                 continue
             started = time.monotonic()
-            await getattr(bench, step)()
+            phase = receivers.PHASES.get(step)
+            await (phase(bench) if phase else getattr(bench, step)())
             print(f"  {step}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         await broker.reset()

@@ -80,8 +80,9 @@ class Receiver:
 class Worker:
     """One `queue-hooks run` process, with the default settings unless told otherwise."""
 
-    def __init__(self, name: str, **settings: str) -> None:
+    def __init__(self, name: str, argv: tuple[str, ...] = (), **settings: str) -> None:
         self.name = name
+        self.argv = argv  # after `queue-hooks run`, e.g. ("--processes", "2")
         self.env = dict(os.environ)
         self.env.update(
             QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS="true",  # the receiver is on 127.0.0.1
@@ -97,7 +98,7 @@ class Worker:
         os.makedirs(LOGS, exist_ok=True)
         with open(LOGS / f"worker-{self.name}.log", "wb") as log:  # noqa: ASYNC230 - tiny
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "worker", "run", env=self.env, stderr=log,
+                sys.executable, "-m", "worker", "run", *self.argv, env=self.env, stderr=log,
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
         if os.environ.get("BENCH_PROFILE"):

@@ -5,7 +5,11 @@ Behaviour by the first path segment of a POST:
 - `/fast/...` answers 204 at once;
 - `/slow/...` answers 204 after 200 ms;
 - `/down/...` reads the request and never answers (the connection stays open);
-- `/lat/...` answers 204 at once and records the arrival time of each webhook-id.
+- `/lat/...` answers 204 at once and records the arrival time of each webhook-id;
+- `/degrade/...` degrades under load: with up to DEGRADE_KNEE requests of that path in
+  flight it answers 204 after DEGRADE_BASE seconds, beyond that its answer takes longer in
+  proportion (base * in flight / knee: a queue in front of it), and beyond DEGRADE_WALL in
+  flight it answers 503 at once. Its segment counts the requests in flight at each arrival.
 Control: `GET /_stats` (JSON counts and first/last arrival per path), `GET /_arrivals`
 (the recorded latency arrivals), `POST /_reset`.
 
@@ -23,6 +27,10 @@ import orjson
 
 SLOW_SECONDS = 0.2
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
+UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+DEGRADE_BASE = 0.02
+DEGRADE_KNEE = 64
+DEGRADE_WALL = 128
 
 
 @dataclass
@@ -31,6 +39,10 @@ class Segment:
     signed: int = 0
     first: float = 0.0
     last: float = 0.0
+    inflight: int = 0  # /degrade/: requests of this path not answered yet
+    inflight_sum: int = 0  # summed at each arrival: / count is the mean concurrency seen
+    peak: int = 0
+    refused: int = 0  # answered 503
 
 
 @dataclass
@@ -47,6 +59,9 @@ class State:
         seg.signed += signed
         seg.last = now
         return now
+
+    def segment(self, path: str) -> Segment:
+        return self.segments[path]
 
     def stats(self) -> bytes:
         return orjson.dumps({k: vars(v) for k, v in self.segments.items()})
@@ -101,10 +116,29 @@ class Http(asyncio.Protocol):
             self.state.arrivals.append((headers.get(b"webhook-id", b"").decode(), now))
         if segment == "down":
             return  # never answers
+        if segment == "degrade":
+            self._degrade(self.state.segment(path))
+            return
         if segment == "slow":
             asyncio.get_running_loop().call_later(SLOW_SECONDS, self._write, NO_CONTENT)
             return
         self.transport.write(NO_CONTENT)
+
+    def _degrade(self, seg: Segment) -> None:
+        if seg.inflight >= DEGRADE_WALL:
+            seg.refused += 1
+            self._write(UNAVAILABLE)
+            return
+        seg.inflight += 1
+        seg.inflight_sum += seg.inflight
+        seg.peak = max(seg.peak, seg.inflight)
+        delay = DEGRADE_BASE * max(1.0, seg.inflight / DEGRADE_KNEE)
+
+        def answer() -> None:
+            seg.inflight -= 1
+            self._write(NO_CONTENT)
+
+        asyncio.get_running_loop().call_later(delay, answer)
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

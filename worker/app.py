@@ -44,6 +44,8 @@ class Worker:
         )  # fmt: skip
         self.settler = Settler(self.broker, self.metrics, on_fatal=self._on_fatal)
         self.pipeline = Pipeline(settings, self.settler, self.cache, self.sender, self.metrics)
+        admission = self.pipeline.admission
+        self.cache.listeners.append(lambda snapshot, _took: admission.forget(set(snapshot.schemas)))
         self.consuming = False
         self.ops = OpsServer(
             settings.metrics_port, self.metrics, self.readiness, self.broker.queue_depths,
@@ -71,8 +73,10 @@ class Worker:
 
     def problems(self) -> list[str]:
         """What /readyz adds as details without being unready: one schema that cannot sign
-        stops only its own deliveries."""
-        return list(self.cache.snapshot.unsigned().values())
+        stops only its own deliveries, an open circuit only its schema's (`queue-hooks check`
+        lists both)."""
+        unsigned = list(self.cache.snapshot.unsigned().values())
+        return unsigned + self.pipeline.admission.open_circuits()
 
     async def run(self) -> None:
         """Returns after a clean stop; raises Fatal when something unrecoverable happened."""

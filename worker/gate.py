@@ -8,6 +8,11 @@ progress (its requests hang until their timeout) has its waiting deliveries, and
 deferred at once: they go back to the broker through a wait tier instead of filling the
 window that the other schemas need. Measured in the README, Performance (slow receiver, one
 receiver down).
+
+The limit is not fixed: the pipeline sets it before each entry from the schema's adaptive
+limit and its fair share of the prefetch window (worker/concurrency.py). A limit lowered below
+what is in flight lets no waiter in until enough requests finished; a limit raised lets the
+waiters in at once.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ class Gate:
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.progress = time.monotonic()
         self.reported = False  # this stall was logged (once per stall, not per deferral)
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        while self.busy < limit and self.waiters:
+            turn = self.waiters.popleft()
+            if not turn.done():
+                self.busy += 1
+                turn.set_result(None)
 
     def first_report(self) -> bool:
         """True once per stall: when to log it."""
@@ -64,7 +77,7 @@ class Gate:
     def release(self) -> None:
         self.progress = time.monotonic()
         self.reported = False
-        while self.waiters:
+        while self.waiters and self.busy <= self.limit:
             turn = self.waiters.popleft()
             if not turn.done():
                 turn.set_result(None)  # the slot passes on: busy stays as it is

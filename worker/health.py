@@ -5,6 +5,10 @@
 - `/healthz`: 200 while the process runs its event loop.
 - `/readyz`: 200 when connected to RabbitMQ and PostgreSQL and consuming, else 503 naming
   what is missing.
+
+Under `run --processes N` a worker serves none of this: it publishes its readiness and
+in-flight count every second and the queue depths every few seconds to the multiprocess
+files, and the supervisor serves the sum (worker/supervisor.py).
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from worker.errors import Fatal, one_line
-from worker.metrics import Metrics
+from worker.metrics import Metrics, supervised
 
 log = structlog.get_logger("queue_hooks.health")
 
@@ -25,6 +29,7 @@ Readiness = Callable[[], dict[str, bool]]
 Problems = Callable[[], list[str]]
 Depths = Callable[[], Awaitable[dict[str, int]]]
 DEPTH_TIMEOUT = 2.0  # a scrape must not hang on a broker that does not answer
+DEPTH_EVERY = 5  # supervised: queue depths read every this many one-second publishes
 
 
 def readiness_text(state: dict[str, bool], problems: Sequence[str] = ()) -> tuple[bool, str]:
@@ -42,16 +47,21 @@ class OpsServer:
     def __init__(
         self, port: int, metrics: Metrics, readiness: Readiness, depths: Depths,
         problems: Problems = list,
+        registry: CollectorRegistry | None = None,
     ) -> None:  # fmt: skip
         self.port = port
         self._problems = problems
         self._metrics = metrics
+        self._registry = registry or metrics.registry  # the supervisor's: its workers' sum
         self._readiness = readiness
         self._depths = depths
         self._runner: web.AppRunner | None = None
+        self._publisher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if not self.port:
+            if supervised():
+                self._publisher = asyncio.create_task(self._publish(), name="metrics-publish")
             return
         app = web.Application()
         app.router.add_get("/metrics", self._scrape)
@@ -68,7 +78,19 @@ class OpsServer:
         self._runner = runner
         log.info("serving metrics and health", port=self.port)
 
+    async def _publish(self) -> None:
+        turn = 0
+        while True:
+            self._metrics.publish(all(self._readiness().values()))
+            if turn % DEPTH_EVERY == 0:
+                await self._refresh_depths()
+            turn += 1
+            await asyncio.sleep(1.0)
+
     async def stop(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self._metrics.publish(False)
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -83,7 +105,7 @@ class OpsServer:
     async def _scrape(self, _request: web.Request) -> web.Response:
         await self._refresh_depths()
         return web.Response(
-            body=generate_latest(self._metrics.registry),
+            body=generate_latest(self._registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 

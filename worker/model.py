@@ -27,6 +27,7 @@ class Schema:
     previous_until: float | None = None  # unix time; the previous secret also signs until then
     # Why its secret (or previous secret) could not be read: nothing is sent unsigned for it.
     secret_error: str | None = None
+    max_per_second: float | None = None  # schemas.max_per_second; None: no rate limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,9 @@ from tenacity import (
 from schemas.events import Event, InvalidEvent, parse_event
 from schemas.payload import build_body, encode_data
 from worker.abc import Deliverer, HookSource
+from worker.admission import Admission, PutOff, Slot
 from worker.codec import H_HOOK_ID, Delivery, Inbound
 from worker.errors import Permanent, one_line
-from worker.gate import Gate
 from worker.metrics import Metrics
 from worker.model import Attempt, Hook
 from worker.policy import (
@@ -63,9 +63,7 @@ class Pipeline:
         self.hooks = hooks
         self.deliverer = deliverer
         self.metrics = metrics
-        self._gates: dict[int, Gate] = {}  # schema id -> its requests in flight and waiting
-        # Without wait tiers nothing can be deferred: deliveries then wait for a slot.
-        self._stall = settings.schema_stall if settings.retry_delays else float("inf")
+        self.admission = Admission(settings, metrics)  # circuits, rate limits, concurrency
 
     # -- events ---------------------------------------------------------------------------
     async def on_event(self, inbound: Inbound) -> None:
@@ -115,23 +113,22 @@ class Pipeline:
         delays = self.settings.retry_delays
         if hook.schema.secret_error:  # never sent unsigned (issue 12, defect 7)
             return not_signable(delivery, delays, hook.schema.secret_error), delivery
-        gate = self._gates.get(hook.schema.id)
-        if gate is None:
-            gate = self._gates[hook.schema.id] = Gate(self.settings.schema_concurrency, self._stall)
-        if not await gate.enter():
-            return self._deferred(delivery, hook, gate.first_report()), delivery
+        slot = await self.admission.enter(hook.schema)
+        if isinstance(slot, PutOff):
+            return self._put_off(delivery, hook, slot), delivery
+        attempt: Attempt | None = None
         try:
-            attempt, delivery = await self._attempts(delivery, hook)
+            attempt, delivery = await self._attempts(delivery, hook, slot)
         finally:
-            gate.release()
-            if not gate.busy and not gate.waiters:
-                self._gates.pop(hook.schema.id, None)
+            self.admission.leave(slot, attempt)
         verdict = judge(attempt, hook.target.shown, time.time())
         outcome = after_verdict(delivery, verdict, delays)
         self._log_outcome(delivery, hook, attempt, outcome)
         return outcome, delivery
 
-    async def _attempts(self, delivery: Delivery, hook: Hook) -> tuple[Attempt, Delivery]:
+    async def _attempts(
+        self, delivery: Delivery, hook: Hook, slot: Slot
+    ) -> tuple[Attempt, Delivery]:
         """One request, plus quick in-process retries of a refused connection or 502/503/504."""
         made = delivery.attempts
 
@@ -148,6 +145,7 @@ class Pipeline:
             if result.blocked:
                 made -= 1  # refused before connecting: no HTTP request was made
             self.metrics.attempt(result)
+            self.admission.sample(slot, result)
             return result
 
         first = await once()
@@ -169,23 +167,18 @@ class Pipeline:
         result: Attempt = await retrying(next_result)
         return result, delivery.moved(attempts=made)
 
-    def _deferred(self, delivery: Delivery, hook: Hook, first: bool) -> Wait:
-        """The schema has its fill of requests in flight and they are not finishing: rather
-        than hold this delivery in memory (and its event unacked), hand it to the broker
-        through a wait tier (policy.deferral)."""
-        limit = self.settings.schema_concurrency
-        error = (
-            f"deferred: schema {hook.schema.id} had {limit} requests in flight,"
-            " none finished lately"
-        )
-        wait = deferral(delivery, self.settings.retry_delays, error)
+    def _put_off(self, delivery: Delivery, hook: Hook, off: PutOff) -> Wait:
+        """Not attempted (an open circuit, a rate limit far below the arrivals, a schema whose
+        requests stopped finishing): rather than hold it in memory (and its event unacked),
+        hand it to the broker through a wait tier (policy.deferral), no attempt counted."""
+        wait = deferral(delivery, self.settings.retry_delays, off.error, off.at_least)
         self.metrics.deferred()
-        # One warning per stall, not one line per delivery: a dead receiver's share of the
-        # traffic would flood the log (the metric counts every deferral).
-        (log.warning if first else log.debug)(
-            "schema stalled, deliveries deferred" if first else "delivery deferred",
+        # One warning per stall or circuit opening, not a line per delivery: a dead receiver's
+        # share of the traffic would flood the log (the metric counts every deferral).
+        (log.warning if off.loud else log.debug)(
+            "schema stalled, deliveries deferred" if off.loud else "delivery deferred",
             event_id=delivery.event_id, hook_id=hook.id, schema_id=hook.schema.id,
-            in_flight=limit, deferred=wait.next.deferred, wait_s=wait.wait,
+            error=off.error, deferred=wait.next.deferred, wait_s=wait.wait,
         )  # fmt: skip
         return wait
 

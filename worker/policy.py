@@ -115,12 +115,17 @@ def after_verdict(delivery: Delivery, verdict: Verdict, delays: tuple[float, ...
     return Wait(delivery.moved(tier=delivery.tier + 1), delays[delivery.tier], wait, verdict.error)
 
 
-def deferral(delivery: Delivery, delays: tuple[float, ...], error: str) -> Wait:
+def deferral(
+    delivery: Delivery, delays: tuple[float, ...], error: str, at_least: float = 0.0
+) -> Wait:
     """Put off without a request: neither the attempt count nor the tier moves, so the
     delivery keeps its whole series of attempts. Repeated deferrals climb the tiers' delays
-    on their own count, so a schema that stays down costs less and less."""
+    on their own count, so a schema that stays down costs less and less. `at_least`: when it
+    may be tried again at the soonest (an open circuit's next probe, a rate limit's next free
+    slot); it lengthens the tier's wait as Retry-After does, at most to twice the tier's delay."""
     delay = delays[min(delivery.deferred, len(delays) - 1)]
-    return Wait(delivery.moved(deferred=delivery.deferred + 1), delay, delay, error)
+    wait = min(max(delay, at_least), delay * 2)
+    return Wait(delivery.moved(deferred=delivery.deferred + 1), delay, wait, error)
 
 
 def not_signable(delivery: Delivery, delays: tuple[float, ...], error: str) -> Outcome:

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     retry_delays: Annotated[tuple[float, ...], NoDecode, BeforeValidator(_delays)] = (
         10.0, 60.0, 600.0, 3600.0, 21600.0,
     )  # fmt: skip
-    # Well above schema_concurrency, so one stuck schema never holds the whole window.
+    # Shared fairly among the busy schemas (concurrency.fair_share): none holds the window.
     prefetch: int = Field(default=1024, ge=1, le=65535)
     allow_private_targets: bool = False
     metrics_port: int = Field(default=9464, ge=0, le=65535)  # 0: no HTTP endpoint
@@ -81,12 +81,29 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
 
     # Not in the contract: tuning knobs with sane defaults.
-    # Requests in flight to one schema. 256 lets one receiver that takes 200 ms still get over
-    # 1,000 deliveries/s.
-    schema_concurrency: int = Field(default=256, ge=1)
+    # The ceiling of a schema's adaptive concurrency (worker/concurrency.py): the requests in
+    # flight to one schema never exceed it, nor its fair share of the prefetch window.
+    schema_concurrency: int = Field(default=1024, ge=1)
     # Beyond that limit a delivery waits its turn while the schema makes progress; once none
     # of its requests has finished for this long, what waits is deferred (worker/gate.py).
     schema_stall: Seconds = 0.25
+    # Receivers as they are (docs/receivers.md). A circuit per schema opens after this many
+    # consecutive failures (no response, timeout or 5xx) and lets one probe through per
+    # interval while open (worker/circuit.py).
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_open: Seconds = 5.0
+    # The adaptive concurrency of a schema (worker/concurrency.py) moves between this floor and
+    # schema_concurrency (its ceiling), starting here.
+    schema_concurrency_floor: int = Field(default=4, ge=1)
+    schema_concurrency_initial: int = Field(default=64, ge=1)
+    # schemas.max_per_second (worker/ratelimit.py): a delivery waits in memory for its slot at
+    # most this long, beyond it is deferred through the wait queues. Each worker process takes
+    # 1/rate_limit_workers of the limit (0: 1/processes).
+    rate_wait_max: Seconds = 1.0
+    rate_limit_workers: int = Field(default=0, ge=0)
+    # `queue-hooks run` supervises this many worker processes (1: the worker itself, no
+    # supervisor; worker/supervisor.py).
+    processes: int = Field(default=1, ge=1, le=64)
     quick_retries: int = Field(default=2, ge=0, le=5)  # in-process, within about a second
     cache_poll: Seconds = 1.0  # safety re-check of the hook revision if a NOTIFY is missed
     secret_grace: Seconds = 86400.0  # previous secret still signs after a rotation
@@ -104,3 +121,8 @@ class Settings(BaseSettings):
     @property
     def quorum_group_size(self) -> int:
         return self.quorum_size or min(3, len(self.amqp_urls))
+
+    @property
+    def rate_share_workers(self) -> int:
+        """How many processes share each schema's max_per_second (worker/ratelimit.py)."""
+        return self.rate_limit_workers or self.processes

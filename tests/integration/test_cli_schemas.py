@@ -53,8 +53,24 @@ async def test_add_prints_a_new_secret_once_and_list_never_shows_it(db: Conn) ->
     assert item == {
         "id": 1, "domain_id": 1, "name": "CRM", "url": "https://crm.example.com/hook",
         "timeout_ms": 2500, "headers": ["Authorization", "X-Tenant"], "secret": "plain",
-        "previous_secret_until": None, "hooks": 0,
+        "previous_secret_until": None, "hooks": 0, "max_per_second": None,
     }  # fmt: skip
+
+
+async def test_max_per_second_is_set_on_add_changed_and_dropped_on_edit(db: Conn) -> None:
+    await cli(
+        "schemas", "add", "--domain", 1, "--name", "CRM", "--url", "https://crm.example.com/h",
+        "--no-secret", "--max-per-second", 12.5,
+    )  # fmt: skip
+    assert (await stored(db))["max_per_second"] == 12.5
+    await cli("schemas", "edit", 1, "--max-per-second", 40)
+    assert (await stored(db))["max_per_second"] == 40
+    (item,) = (await cli("schemas", "list", "--json")).json()["items"]
+    assert item["max_per_second"] == 40
+    await cli("schemas", "edit", 1, "--no-rate-limit")
+    assert (await stored(db))["max_per_second"] is None
+    refused = await cli("schemas", "edit", 1, "--max-per-second", 0)
+    assert refused.code != 0 and (await stored(db))["max_per_second"] is None
 
 
 async def test_with_a_secret_key_secrets_are_stored_encrypted(db: Conn) -> None:

@@ -43,3 +43,22 @@ async def test_a_cancelled_waiter_leaves_no_trace() -> None:
     assert not gate.waiters
     gate.release()
     assert gate.busy == 0
+
+
+async def test_a_raised_limit_lets_waiters_in_and_a_lowered_one_holds_them_back() -> None:
+    gate = Gate(limit=1, stall=10.0)
+    assert await gate.enter()
+    waiters = [asyncio.create_task(gate.enter()) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.resize(3)  # the adaptive limit grew: two of them go at once
+    assert gate.busy == 3
+    assert await asyncio.wait_for(waiters[0], 5) and await asyncio.wait_for(waiters[1], 5)
+    assert not waiters[2].done()
+    gate.resize(1)  # it shrank: finished requests free slots until 1 is in flight
+    gate.release()
+    gate.release()
+    await asyncio.sleep(0)
+    assert not waiters[2].done() and gate.busy == 1
+    gate.release()
+    assert await waiters[2]
+    assert gate.busy == 1

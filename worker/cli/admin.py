@@ -281,6 +281,7 @@ def _schema_json(r: Row) -> dict[str, Any]:
     return {
         "id": r["id"], "domain_id": r["domain_id"], "name": r["name"], "url": r["url"],
         "timeout_ms": r["timeout_ms"], "headers": sorted(r["headers"]),
+        "max_per_second": r["max_per_second"],
         "secret": _secret_state(r["secret"]),
         "previous_secret_until": r["previous_secret_until"] if r["rotating"] else None,
         "hooks": r["hooks"],
@@ -347,6 +348,10 @@ def _show_secret(secret: str, key: str | None) -> None:
         click.echo("(stored unencrypted: set QUEUE_HOOKS_SECRET_KEY to store secrets encrypted)")
 
 
+_RATE = click.FloatRange(min=0, min_open=True, max=1e9)
+_RATE_HELP = "Deliveries a second its receiver takes, shared by all workers (docs/receivers.md)."
+
+
 @schemas.command("add")
 @click.option("--domain", type=ID, required=True, help="The domain whose queues may call it.")
 @click.option("--name", required=True, help="Unique within the domain.")
@@ -358,10 +363,11 @@ def _show_secret(secret: str, key: str | None) -> None:
 @click.option("--header", "header", multiple=True, metavar="NAME=VALUE", help="Static header.")
 @click.option("--secret", "given", metavar="whsec_...", help="Use this secret, not a new one.")
 @click.option("--no-secret", is_flag=True, help="Unsigned calls (no webhook-signature).")
+@click.option("--max-per-second", type=_RATE, help=_RATE_HELP + " Default: no limit.")
 @click.pass_context
 def schemas_add(
     ctx: click.Context, domain: int, name: str, target: str, timeout_ms: int,
-    header: tuple[str, ...], given: str | None, no_secret: bool,
+    header: tuple[str, ...], given: str | None, no_secret: bool, max_per_second: float | None,
 ) -> None:  # fmt: skip
     """Add a schema; prints its new signing secret once."""
     if given and no_secret:
@@ -375,7 +381,9 @@ def schemas_add(
     stored = secrets.seal(secret, key) if secret else None
 
     async def work(conn: Conn) -> int:
-        return await admin.add_schema(conn, domain, name.strip(), url, timeout_ms, extra, stored)
+        return await admin.add_schema(
+            conn, domain, name.strip(), url, timeout_ms, extra, stored, max_per_second
+        )
 
     schema_id = db(ctx, work)
     click.echo(f"added schema {schema_id} {name.strip()!r} in domain {domain}: POST {url}")
@@ -392,10 +400,13 @@ def schemas_add(
 @click.option("--timeout-ms", type=click.IntRange(1, 600_000), help="A new timeout.")
 @click.option("--header", "header", multiple=True, metavar="NAME=VALUE", help="Set a header.")
 @click.option("--clear-headers", is_flag=True, help="Drop all headers (before any --header).")
+@click.option("--max-per-second", type=_RATE, help=_RATE_HELP)
+@click.option("--no-rate-limit", is_flag=True, help="Drop its rate limit.")
 @click.pass_context
 def schemas_edit(
     ctx: click.Context, schema_id: int, name: str | None, target: str | None,
     timeout_ms: int | None, header: tuple[str, ...], clear_headers: bool,
+    max_per_second: float | None, no_rate_limit: bool,
 ) -> None:  # fmt: skip
     """Change a schema's name, URL, timeout or headers (its secret: rotate-secret)."""
     changes: dict[str, Any] = {}
@@ -408,9 +419,15 @@ def schemas_edit(
         _check_target(ctx, changes["url"])
     if timeout_ms is not None:
         changes["timeout_ms"] = timeout_ms
+    if max_per_second is not None and no_rate_limit:
+        raise CommandError("give --max-per-second or --no-rate-limit, not both")
+    if max_per_second is not None or no_rate_limit:
+        changes["max_per_second"] = max_per_second
     given = inputs.headers(header)
     if not changes and not given and not clear_headers:
-        raise CommandError("nothing to change: give --name, --url, --timeout-ms or headers")
+        raise CommandError(
+            "nothing to change: give --name, --url, --timeout-ms, --max-per-second or headers"
+        )
 
     async def work(conn: Conn) -> Row:
         row = await _schema(conn, schema_id)

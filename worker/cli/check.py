@@ -88,30 +88,33 @@ async def _secrets(cfg: Settings) -> Line | None:
     )  # fmt: skip
 
 
-async def _readyz(url: str, required: bool) -> Line | None:
-    """The worker's own view. A default URL nobody answers on is no failure: the worker may
-    well run on another host."""
+async def _readyz(url: str, required: bool) -> list[Line]:
+    """The worker's own view, and its open circuits, one line each. A default URL nobody
+    answers on is no failure: the worker may well run on another host."""
     try:
         async with httpx.AsyncClient(timeout=5) as client:
             response = await client.get(url)
     except httpx.HTTPError as exc:
         if not required:
-            return Line("worker", None, f"{url}: no answer (no worker on this host?)")
-        return Line("worker", False, f"{url}: {one_line(exc)}")
-    text = " | ".join(response.text.strip().splitlines())
-    return Line("worker", response.status_code == 200, f"{url}: {text}")
+            return [Line("worker", None, f"{url}: no answer (no worker on this host?)")]
+        return [Line("worker", False, f"{url}: {one_line(exc)}")]
+    lines = response.text.strip().splitlines()
+    circuits = [line for line in lines if line.startswith("circuit ")]
+    text = " | ".join(line for line in lines if not line.startswith("circuit "))
+    worker = Line("worker", response.status_code == 200, f"{url}: {text}")
+    return [worker, *(Line("circuits", None, line) for line in circuits)]
 
 
 async def gather(cfg: Settings, url: str | None) -> list[Line]:
     target = url or (f"http://127.0.0.1:{cfg.metrics_port}/readyz" if cfg.metrics_port else None)
     broker, database, worker, unsigned = await asyncio.gather(
         _broker(cfg), _database(cfg),
-        _readyz(target, required=url is not None) if target else asyncio.sleep(0, None),
+        _readyz(target, required=url is not None) if target else asyncio.sleep(0, []),
         _secrets(cfg),
     )  # fmt: skip
     return [
         *broker[:1], database, *([unsigned] if unsigned else []), *broker[1:2],
-        *([worker] if worker else []), *broker[2:],
+        *worker, *broker[2:],
     ]  # fmt: skip
 
 

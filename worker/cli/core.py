@@ -49,13 +49,24 @@ def sample_event(
 
 
 @main_group.command()
+@click.option(
+    "--processes", type=click.IntRange(1, 64), default=None,
+    help="Supervise this many worker processes (default QUEUE_HOOKS_PROCESSES, 1).",
+)  # fmt: skip
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, processes: int | None) -> None:
     """Run the worker until SIGTERM or SIGINT."""
+    cfg = settings(ctx)
+    if (processes or cfg.processes) > 1:
+        from worker.supervisor import supervise
+
+        if run_async(supervise(cfg, processes or cfg.processes)):
+            raise CommandError("worker processes stopped with an error (see the log)")
+        return
     from worker.app import serve
 
     try:
-        run_async(serve(settings(ctx)))
+        run_async(serve(cfg))
     except Fatal as exc:
         raise CommandError(f"worker stopped: {exc}") from None
 

@@ -146,7 +146,7 @@ async def add_queue(
 
 # -- schemas -----------------------------------------------------------------------------------
 _SCHEMA = """
-SELECT s.id, s.domain_id, s.name, s.url, s.headers, s.timeout_ms, s.secret,
+SELECT s.id, s.domain_id, s.name, s.url, s.headers, s.timeout_ms, s.secret, s.max_per_second,
        s.previous_secret IS NOT NULL AND s.previous_secret_until > now() AS rotating,
        s.previous_secret_until,
        (SELECT count(*) FROM queue_hooks.hooks h WHERE h.schema_id = s.id) AS hooks
@@ -182,17 +182,18 @@ async def count_schemas(conn: Conn, search: str | None, domain: int | None) -> i
 
 async def add_schema(
     conn: Conn, domain: int, name: str, url: str, timeout_ms: int,
-    headers: dict[str, str], secret: str | None,
+    headers: dict[str, str], secret: str | None, max_per_second: float | None = None,
 ) -> int:  # fmt: skip
     schema_id: int = await conn.fetchval(
-        "INSERT INTO queue_hooks.schemas (domain_id, name, url, timeout_ms, headers, secret)"
-        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        domain, name, url, timeout_ms, headers, secret,
+        "INSERT INTO queue_hooks.schemas"
+        " (domain_id, name, url, timeout_ms, headers, secret, max_per_second)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        domain, name, url, timeout_ms, headers, secret, max_per_second,
     )  # fmt: skip
     return schema_id
 
 
-_EDITABLE = ("name", "url", "timeout_ms", "headers")
+_EDITABLE = ("name", "url", "timeout_ms", "headers", "max_per_second")
 
 
 async def edit_schema(conn: Conn, schema_id: int, changes: dict[str, Any]) -> None:

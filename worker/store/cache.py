@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +49,8 @@ FROM queue_hooks.hooks WHERE enabled
 """
 _SCHEMAS = """
 SELECT id, domain_id, name, url, secret, headers, timeout_ms, previous_secret,
-       extract(epoch FROM previous_secret_until)::float8 AS previous_until
+       extract(epoch FROM previous_secret_until)::float8 AS previous_until,
+       max_per_second::float8 AS max_per_second
 FROM queue_hooks.schemas
 """
 _QUEUES = "SELECT id, variables FROM queue_hooks.queues WHERE variables <> '{}'::jsonb"
@@ -174,6 +176,11 @@ class HookCache:
         if queues is not None:
             variables = {r["id"]: coerce_variables(r["variables"]) for r in queues}
         self._snapshot = self._next(before, revision, rows, schemas, variables)
+        if before.revision < 0:
+            # The first load's objects (100,000 hooks are a million objects or so) live as long
+            # as the process: out of the collector's way, as app.tune_gc does for start-up's,
+            # so no collection walks them again (issue 13, cold start).
+            gc.freeze()
         took = time.perf_counter() - started
         log.info(
             "hook cache loaded", revision=revision, hooks=len(self._snapshot.by_id),

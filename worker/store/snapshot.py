@@ -47,6 +47,7 @@ def build_schemas(
             previous_secret=previous_secret,
             previous_until=r["previous_until"],
             secret_error=None if error is None else fix_advice(r["id"], error),
+            max_per_second=r["max_per_second"],
         )  # fmt: skip
         old = previous.get(schema.id)
         out[schema.id] = old if old == schema else schema

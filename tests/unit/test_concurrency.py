@@ -1,0 +1,130 @@
+"""Adaptive concurrency (worker/concurrency.py): the limiter against a simulated receiver.
+
+The receiver serves `knee` requests at once in `base` seconds; beyond that its round-trip
+grows with the queue in front of it (base * c / knee), and beyond `wall` it answers 503 at
+once to whatever is over. The worker side is saturated: it always has `limit` in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.concurrency import Limiter, fair_share, sign_of
+
+
+@dataclass
+class Degrading:
+    knee: int
+    wall: int
+    base: float = 0.02
+
+    def answer(self, c: int) -> tuple[float, int]:
+        """(round-trip of the answered ones, how many got 503) with c in flight."""
+        rtt = self.base if c <= self.knee else self.base * min(c, self.wall) / self.knee
+        return rtt, max(0, c - self.wall)
+
+
+def run(limiter: Limiter, rx: Degrading, rounds: int, now: float = 0.0) -> tuple[list[int], float]:
+    seen = []
+    for _ in range(rounds):
+        c = limiter.current
+        rtt, refused = rx.answer(c)
+        now += rtt
+        for _ in range(c - refused):
+            limiter.sample(now, rtt, "ok", c)
+        for _ in range(refused):
+            limiter.sample(now, 0.001, "drop", c)
+        seen.append(limiter.current)
+    return seen, now
+
+
+def test_it_settles_near_the_knee_and_never_stays_past_the_wall() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=16)
+    seen, _ = run(limiter, Degrading(knee=64, wall=128), 3000)
+    settled = seen[-500:]
+    assert min(settled) >= 64 * 0.9 and max(settled) <= 64 * 1.5, (min(settled), max(settled))
+    assert max(seen[-2000:]) < 128
+
+
+def test_it_recovers_when_the_receiver_does_and_backs_off_when_it_degrades_again() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=16)
+    _, now = run(limiter, Degrading(knee=64, wall=128), 2000)
+    seen, now = run(limiter, Degrading(knee=400, wall=800), 4000, now)
+    assert min(seen[-500:]) >= 400 * 0.9, min(seen[-500:])
+    seen, _ = run(limiter, Degrading(knee=64, wall=128), 3000, now)
+    assert max(seen[-1000:]) < 128
+    assert min(seen[-1000:]) >= 64 * 0.9
+
+
+def test_a_slow_receiver_with_room_takes_the_ceiling() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=64)
+    seen, _ = run(limiter, Degrading(knee=5000, wall=10000, base=0.2), 100)
+    assert seen[-1] == 1024
+
+
+def test_timeouts_bring_it_down_to_the_floor_and_at_most_once_a_round() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=100)
+    for _ in range(50):
+        limiter.sample(0.0, 10.0, "drop", 100)  # a burst of timeouts at one instant
+    assert limiter.current == 90
+    now = 0.0
+    for _ in range(200):
+        now += 0.1
+        limiter.sample(now, 10.0, "drop", 100)
+    assert limiter.current == 4
+
+
+def test_an_idle_schema_is_not_raised_on_no_evidence() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=64)
+    now = 0.0
+    for _ in range(1000):
+        now += 0.01
+        limiter.sample(now, 0.01, "ok", 3)  # only 3 in flight: the worker has no more
+    assert limiter.current == 64
+
+
+def test_a_receiver_slower_for_good_is_relearnt_after_the_window() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=64, window=10.0)
+    _, now = run(limiter, Degrading(knee=5000, wall=10000, base=0.005), 200)
+    seen, _ = run(limiter, Degrading(knee=5000, wall=10000, base=0.2), 300, now)
+    assert seen[-1] >= 200, seen[-1]
+
+
+def test_signs() -> None:
+    assert sign_of(None) == sign_of(429) == sign_of(503) == "drop"
+    assert sign_of(200) == sign_of(404) == "ok"
+    assert sign_of(500) == "none"
+
+
+def test_fair_share() -> None:
+    assert fair_share(1024, 1024, 1, 4) == 1024
+    assert fair_share(1024, 1024, 4, 4) == 256
+    assert fair_share(100, 1024, 4, 4) == 100
+    assert fair_share(1024, 1024, 1000, 4) == 4
+    assert fair_share(1024, 1024, 0, 4) == 1024
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 1),
+            st.floats(0.0001, 30),
+            st.sampled_from(["ok", "drop", "none"]),
+            st.integers(0, 2000),
+        ),
+        max_size=300,
+    ),
+    st.integers(1, 50),
+    st.integers(50, 2000),
+)
+def test_the_limit_stays_within_floor_and_ceiling(
+    samples: list[tuple[float, float, str, int]], floor: int, ceiling: int
+) -> None:
+    limiter, now = Limiter(floor=floor, ceiling=ceiling, initial=64), 0.0
+    for gap, rtt, sign, in_flight in samples:
+        now += gap
+        limiter.sample(now, rtt, sign, in_flight)  # type: ignore[arg-type]
+        assert floor <= limiter.current <= ceiling
