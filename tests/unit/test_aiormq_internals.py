@@ -55,3 +55,30 @@ def test_the_write_queue_is_bounded_as_acks_py_assumes() -> None:
     # acks.py queues with put_nowait from a timer callback: a full queue would raise there.
     # aiormq bounds it by FRAME_BUFFER_SIZE; know the figure when the version moves.
     assert aiormq.Connection.FRAME_BUFFER_SIZE == 10
+
+
+async def test_a_full_write_queue_delays_the_acks_and_loses_none() -> None:
+    from worker.broker.acks import FLUSH_EVERY, Acker
+
+    connection = aiormq.Connection("amqp://guest:guest@127.0.0.1:1/")  # never connected
+    connection.connection_tune = amqp.Connection.Tune(frame_max=131072)
+    channel = aiormq.Channel(connection, number=3, publisher_confirms=False)
+    queue = connection.write_queue
+    fillers = [object() for _ in range(aiormq.Connection.FRAME_BUFFER_SIZE)]
+    for filler in fillers:
+        queue.put_nowait(filler)
+    acker = Acker(channel)
+    for tag in (1, 2, 3):
+        acker.plan.deliver(tag)
+        acker.ack(tag)
+    await asyncio.sleep(FLUSH_EVERY * 4)  # several flushes found the writer behind
+    assert queue.full() and acker.plan.done == [1, 2, 3]  # nothing raised, nothing taken
+    for _ in fillers:
+        queue.get_nowait()  # the writer catches up (there is none here: no written future ends)
+    for _ in range(200):
+        if not queue.empty():
+            break
+        await asyncio.sleep(FLUSH_EVERY)  # the next flush
+    (payload,) = [queue.get_nowait() for _ in range(queue.qsize())]
+    _size, number, got = frame.unmarshal(payload.payload)
+    assert (number, got.delivery_tag, got.multiple) == (3, 3, True)  # type: ignore[union-attr]

@@ -98,13 +98,25 @@ class Acker:
     async def sent(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+            while self._writer_behind():  # noqa: ASYNC110 - aiormq offers nothing to wait on
+                await asyncio.sleep(FLUSH_EVERY)
             self._flush()
         if self._written is not None:
             with contextlib.suppress(Exception):
                 await self._written
 
+    def _writer_behind(self) -> bool:
+        """aiormq's write queue is bounded (FRAME_BUFFER_SIZE): `put_nowait` on a full one
+        would raise in a timer callback and lose the plan's acks, leaving those messages
+        unacked for as long as the channel lives (each holding a slot of the prefetch window)."""
+        return not self.channel.is_closed and self.channel.connection.write_queue.full()
+
     def _flush(self) -> None:
         self._timer = None
+        if self._writer_behind():  # nothing taken: the plan stays whole, in order, for later
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._flush)
+            return
         top, singles = self.plan.take()
         frames = [amqp.Basic.Ack(tag, multiple=False) for tag in singles]
         if top is not None:
