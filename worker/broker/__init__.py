@@ -140,7 +140,9 @@ class Broker:
                     await self.connect()
                     if self._handlers:
                         await self._start_consumers()
-                        log.info("consumers restored", node=self._nodes.node)
+                    log.info(
+                        "broker reconnected", node=self._nodes.node, consumers=len(self._handlers)
+                    )
                     return
                 except Exception as exc:  # a node that answered and then failed: walk on
                     if isinstance(exc, Fatal):
