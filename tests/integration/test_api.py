@@ -436,3 +436,18 @@ async def test_api_changes_reach_a_running_worker(
         assert (await c.delete(one)).status_code == 200
         await asyncio.sleep(2.0)
         assert len(await delivered(platform, receiver, "/crm")) == 0
+
+
+# -- health, for the orchestrator: no token, outside /api --------------------------------------
+async def test_healthz_and_readyz_need_no_token_and_are_not_in_the_api_document(
+    api_url: str,
+) -> None:
+    root = api_url.removesuffix("/api")
+    async with httpx.AsyncClient(base_url=root) as c:
+        alive = await c.get("/healthz")
+        assert alive.status_code == 200 and alive.text == "ok\n"
+        ready = await c.get("/readyz")
+        assert ready.status_code == 200 and ready.text == "ready: postgresql ok\n"
+        is_error(await c.post("/readyz"), 405)
+        paths = (await c.get("/api/openapi.json")).json()["paths"]
+    assert not {"/healthz", "/readyz"} & set(paths)
