@@ -9,7 +9,8 @@
 2. The manifests agree with each other and with the code: names they refer to exist, the
    settings are real settings, the worker's and the API's probes ask /healthz and /readyz on
    their ports, the grace period outlasts the shutdown grace, the scaler watches the events
-   queue, every container runs non-root with a read-only root and no capabilities, and the Secret holds placeholders only.
+   queue, every container runs non-root with a read-only root and no capabilities, and the
+   Secret holds placeholders only.
 """
 
 from __future__ import annotations
