@@ -148,5 +148,4 @@ async def _change(
         # trigger checks every update again): two queries fewer for the page's commonest write.
         schema = await _schema_of(conn, queue, schema_id)
         await admin.check_hook(conn, queue, event, schema, hook["id"])
-    await admin.set_hook(conn, hook["id"], event, schema_id, enabled)
-    return hook_out(await _one(conn, queue["id"], hook["id"]))
+    return hook_out(await admin.set_hook(conn, hook["id"], event, schema_id, enabled))
