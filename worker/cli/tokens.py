@@ -27,8 +27,8 @@ def api(ctx: click.Context) -> None:
         uvicorn.Config(
             create_app(conf), host=conf.api_host, port=conf.api_port, log_config=None,
             access_log=False, server_header=False, lifespan="on",
-            # httptools: the C parser (h11, uvicorn's pure-Python fallback, cost about a
-            # fifth of a request in the bench); the loop: uvloop where installed.
+            # httptools: the C parser (h11, uvicorn's pure-Python fallback, was about 8 % of
+            # the API's py-spy samples under the bench's mixed load); uvloop where installed.
             http="httptools", loop="auto",
         )
     )  # fmt: skip
