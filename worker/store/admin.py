@@ -464,19 +464,17 @@ async def check_unused(conn: Conn, schema_row: Row) -> None:
 
 
 # -- tokens and grants (contract §9) -------------------------------------------------------------
-_TOKEN_COLUMNS = """
-SELECT t.id, t.domain_id, t.name, t.admin, t.created_at, t.revoked_at,
-       coalesce((SELECT jsonb_object_agg(g.queue_id::text, g.edit) FROM queue_hooks.grants g
-                 WHERE g.token_id = t.id), '{}'::jsonb) AS grants
+_GRANTS = """coalesce((SELECT jsonb_object_agg(g.queue_id::text, g.edit) FROM queue_hooks.grants g
+                 WHERE g.token_id = t.id), '{}'::jsonb) AS grants"""
+_TOKEN = f"""
+SELECT t.id, t.domain_id, t.name, t.admin, t.created_at, t.revoked_at, {_GRANTS}
+FROM queue_hooks.tokens t
 """
-_TOKEN = _TOKEN_COLUMNS + "FROM queue_hooks.tokens t"
 # The API's: the token (its columns as token_*) and the queue a request names, whose columns
 # keep their names, so that the row serves as the queue's (`queue_only`) when there is one.
-_ASKING = """
+_ASKING = f"""
 SELECT t.id AS token_id, t.domain_id AS token_domain_id, t.name AS token_name, t.admin,
-       coalesce((SELECT jsonb_object_agg(g.queue_id::text, g.edit) FROM queue_hooks.grants g
-                 WHERE g.token_id = t.id), '{}'::jsonb) AS grants,
-       q.id, q.domain_id, q.name, q.type, q.variables
+       {_GRANTS}, q.id, q.domain_id, q.name, q.type, q.variables
 FROM queue_hooks.tokens t LEFT JOIN queue_hooks.queues q ON q.id = $2
 WHERE t.hash = $1 AND t.revoked_at IS NULL
 """
