@@ -224,8 +224,8 @@ def _check_api(api: dict[str, Any] | None) -> list[str]:
         problems.append("compose: the api needs QUEUE_HOOKS_API_HOST=0.0.0.0 to be reachable")
     if not any(str(p).endswith(f":{port}") for p in api.get("ports", [])):
         problems.append(f"compose: the api service must publish its port {port}")
-    if f"127.0.0.1:{port}/api/" not in " ".join(api.get("healthcheck", {}).get("test", [])):
-        problems.append(f"compose: the api's healthcheck must ask its port {port} under /api/")
+    if f"127.0.0.1:{port}/readyz" not in " ".join(api.get("healthcheck", {}).get("test", [])):
+        problems.append(f"compose: the api's healthcheck must ask /readyz on its port {port}")
     return problems
 
 

@@ -7,9 +7,10 @@
    KEDA's CRDs we use. The Kustomization is checked by hand (its files exist, and every
    manifest but the HPA alternative is listed).
 2. The manifests agree with each other and with the code: names they refer to exist, the
-   settings are real settings, the worker's probes ask its health port, the grace period
-   outlasts the shutdown grace, the scaler watches the events queue, every container runs
-   non-root with a read-only root and no capabilities, and the Secret holds placeholders only.
+   settings are real settings, the worker's and the API's probes ask /healthz and /readyz on
+   their ports, the grace period outlasts the shutdown grace, the scaler watches the events
+   queue, every container runs non-root with a read-only root and no capabilities, and the
+   Secret holds placeholders only.
 """
 
 from __future__ import annotations
@@ -195,6 +196,11 @@ def check_api(files: dict[str, list[Doc]]) -> list[str]:
         problems.append("kubernetes: the API Deployment runs `queue-hooks api` on 0.0.0.0")
     service = _find(files, "Service", "queue-hooks-api").get("spec", {})
     ports = {p["name"]: p["containerPort"] for p in api.get("ports", [])}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = api.get(probe, {}).get("httpGet", {})
+        port = ports.get(get.get("port"), get.get("port"))
+        if get.get("path") != path or str(port) != env.get("QUEUE_HOOKS_API_PORT"):
+            problems.append(f"kubernetes: the API's {probe} must ask {path} on the API's port")
     for port in service.get("ports", []):
         target = ports.get(port["targetPort"], port["targetPort"])
         if str(target) != env.get("QUEUE_HOOKS_API_PORT"):

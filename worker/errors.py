@@ -45,6 +45,9 @@ def _transient() -> tuple[type[BaseException], ...]:
         asyncpg.TooManyConnectionsError,
         asyncpg.AdminShutdownError,
         asyncpg.QueryCanceledError,
+        # A multi-host URL whose hosts all answer, none of them read-write: a failover in
+        # progress (the standby not yet promoted), not a wrong setting.
+        asyncpg.TargetServerAttributeNotMatched,
         aiormq.exceptions.AMQPConnectionError,
         aiormq.exceptions.ChannelInvalidStateError,
         aiormq.exceptions.ChannelClosed,
@@ -52,6 +55,11 @@ def _transient() -> tuple[type[BaseException], ...]:
         aiormq.exceptions.DeliveryError,
         aiormq.exceptions.PublishError,
     )
+
+
+def transient_types() -> tuple[type[BaseException], ...]:
+    """The exception classes of an expected outage (the API answers them 503)."""
+    return _transient()
 
 
 def classify(exc: BaseException) -> Kind:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 
+import httpx
 import pytest
 
-from tests.chaos.harness import Ledger, amqp, queue_state
+from tests.chaos import test_api_outage as api_outage
+from tests.chaos.harness import Ledger, Services, amqp, queue_state
 from tests.chaos.scenario import EVENTS, Scenario
 from tests.chaos.test_faults import delivered_at_least, fail_once_in, finish
 from tests.support.helpers import until
+from tests.support.processes import api_process
 from worker.broker import topology as t
 from worker.store import connect
 
@@ -194,3 +197,33 @@ def merge(ledgers: list[Ledger]) -> Ledger:
     for one in ledgers:
         expected |= one.expected
     return Ledger(expected, sum(one.events for one in ledgers))
+
+
+async def test_api_follows_the_new_primary(services: Services, database: str) -> None:
+    """`queue-hooks api` on the multi-host URL: the primary SIGKILLed, a request in the gap
+    is the 503 error object (no traceback), and once the standby is promoted the pool's new
+    connections reach it: ready again, and a PATCH is written there."""
+    hook, token = await api_outage.seed(database)
+    one = api_outage.HOOK.format(hook)
+    async with (
+        api_process(database) as url,
+        httpx.AsyncClient(base_url=url, headers={"X-Webitel-Access": token}, timeout=10) as c,
+    ):
+        assert (await c.get(one)).status_code == 200
+        old = await services.ask("pg-primary")
+        try:
+            await services.node("kill", old)
+            api_outage.is_unavailable(await c.get(one))
+            assert (await c.get("/readyz")).status_code == 503
+            await services.ask("pg-promote")
+
+            async def ready() -> bool:
+                return (await c.get("/readyz")).status_code == 200
+
+            await until(ready, 30)
+            assert await services.ask("pg-primary") != old
+            patched = await c.patch(one, json={"enabled": False})
+            assert patched.status_code == 200, patched.text
+            assert (await c.get(one)).json()["enabled"] is False
+        finally:
+            await services.start()  # the old primary comes back as the new one's standby

@@ -3,17 +3,14 @@ real `queue-hooks api` process for the API's tests, with tokens made as the CLI 
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
-from tests.support.cli import NO_DOTENV
 from tests.support.helpers import Conn
+from tests.support.processes import api_process
 from worker.api import rights
 from worker.store import admin
 
@@ -24,45 +21,11 @@ if "QUEUE_HOOKS_AMQP_URL" not in os.environ or "QUEUE_HOOKS_DATABASE_URL" not in
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 async def api_url(database: str) -> AsyncIterator[str]:
     """One API process for the session: it is stateless, every test seeds its own rows."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "QUEUE_HOOKS_API_PORT": str(port),
-        "QUEUE_HOOKS_LOG_LEVEL": "warning",
-        "QUEUE_HOOKS_DATABASE_URL": database,
-        "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS": "false",
-    }
-    env.pop("QUEUE_HOOKS_SECRET_KEY", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", "api", env=env, cwd=NO_DOTENV,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            if proc.returncode is not None:
-                raise RuntimeError(f"queue-hooks api exited {proc.returncode}")
-            try:
-                await client.get(url + "/api/openapi.json")
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    try:
+    async with api_process(database) as url:
         yield url + "/api"
-    finally:
-        proc.terminate()
-        _out, err = await proc.communicate()
-        assert b"Traceback" not in err, err.decode()
 
 
 MakeToken = Callable[..., Awaitable[tuple[int, str]]]

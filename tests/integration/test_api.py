@@ -291,7 +291,8 @@ async def test_queues_schemas_and_event_labels(
         is_error(await c.get("/call_center/queues/99"), 404)
         found = (await c.get("/schemas", params={"q": "cr"})).json()
         assert found == {"items": [{"id": "1", "name": "CRM", "url": "https://crm.example/h",
-                                    "signed": False, "timeout_ms": 5000, "headers": []}],
+                                    "signed": False, "timeout_ms": 5000, "headers": [],
+                                    "max_per_second": None}],
                          "next": False}  # fmt: skip
         labels = (await c.get("/events")).json()["items"]
         assert [e["event"] for e in labels][:2] == ["joined", "answered"] and len(labels) == 8
@@ -326,6 +327,44 @@ async def test_schema_admin(db: Conn, api_url: str, make_token: MakeToken) -> No
         assert "used by hooks 1, 2, 3" in detail
         assert (await c.delete(f"/schemas/{new_id}")).json()["name"] == "Renamed"
         is_error(await c.delete(f"/schemas/{new_id}"), 404)
+
+
+async def test_schema_rate_limit_set_changed_kept_and_dropped(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """`max_per_second` (issue 13) through the API, by the rule `schemas add / edit` apply."""
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+
+    async def stored(schema_id: str) -> float | None:
+        rate: float | None = await db.fetchval(
+            "SELECT max_per_second FROM queue_hooks.schemas WHERE id = $1", int(schema_id)
+        )
+        return rate
+
+    async with client(api_url, token) as c:
+        made = await c.post("/schemas", json={"name": "Slow", "url": "https://slow.example/",
+                                              "max_per_second": 12.5})  # fmt: skip
+        assert made.status_code == 200, made.text
+        new_id = made.json()["id"]
+        assert made.json()["max_per_second"] == 12.5 and await stored(new_id) == 12.5
+        listed = (await c.get("/schemas", params={"q": "slow"})).json()["items"]
+        assert [s["max_per_second"] for s in listed] == [12.5]
+        patched = await c.patch(f"/schemas/{new_id}", json={"max_per_second": 40})
+        assert patched.json()["max_per_second"] == 40 and await stored(new_id) == 40
+        kept = await c.patch(f"/schemas/{new_id}", json={"name": "Slower"})
+        assert kept.json()["max_per_second"] == 40 and await stored(new_id) == 40
+        for bad in (0, -1, 1e10, "fast", "12", True):
+            is_error(await c.patch(f"/schemas/{new_id}", json={"max_per_second": bad}), 400)
+            body = {"name": f"Bad {bad}", "url": "https://b.example/", "max_per_second": bad}
+            is_error(await c.post("/schemas", json=body), 400)
+        assert await stored(new_id) == 40
+        dropped = await c.patch(f"/schemas/{new_id}", json={"max_per_second": None})
+        assert dropped.json()["max_per_second"] is None and await stored(new_id) is None
+        plain = await c.post("/schemas", json={"name": "Free", "url": "https://free.example/"})
+        assert plain.json()["max_per_second"] is None
+    names = await db.fetch("SELECT name FROM queue_hooks.schemas WHERE name LIKE 'Bad%'")
+    assert names == []
 
 
 # -- errors: always the §8 object, never a 5xx -------------------------------------------------
@@ -397,3 +436,18 @@ async def test_api_changes_reach_a_running_worker(
         assert (await c.delete(one)).status_code == 200
         await asyncio.sleep(2.0)
         assert len(await delivered(platform, receiver, "/crm")) == 0
+
+
+# -- health, for the orchestrator: no token, outside /api --------------------------------------
+async def test_healthz_and_readyz_need_no_token_and_are_not_in_the_api_document(
+    api_url: str,
+) -> None:
+    root = api_url.removesuffix("/api")
+    async with httpx.AsyncClient(base_url=root) as c:
+        alive = await c.get("/healthz")
+        assert alive.status_code == 200 and alive.text == "ok\n"
+        ready = await c.get("/readyz")
+        assert ready.status_code == 200 and ready.text == "ready: postgresql ok\n"
+        is_error(await c.post("/readyz"), 405)
+        paths = (await c.get("/api/openapi.json")).json()["paths"]
+    assert not {"/healthz", "/readyz"} & set(paths)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 
-from tests.support.cli import NO_DOTENV
+import httpx
+
+from tests.support.cli import NO_DOTENV, free_port
 from tests.support.settings import TEST_DELAYS
 
 
@@ -38,3 +42,38 @@ async def wait_consuming(proc: asyncio.subprocess.Process) -> None:
             assert line, "the worker exited before consuming"
             if b"worker consuming" in line:
                 return
+
+
+@contextlib.asynccontextmanager
+async def api_process(database: str) -> AsyncIterator[str]:
+    """`queue-hooks api` on a free port, against `database`; yields its base URL (without
+    /api). Its log must hold no traceback, whatever the test did to it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "QUEUE_HOOKS_API_PORT": str(port),
+        "QUEUE_HOOKS_LOG_LEVEL": "warning",
+        "QUEUE_HOOKS_DATABASE_URL": database,
+        "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS": "false",
+    }
+    env.pop("QUEUE_HOOKS_SECRET_KEY", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker", "api", env=env, cwd=NO_DOTENV,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            if proc.returncode is not None:
+                raise RuntimeError(f"queue-hooks api exited {proc.returncode}")
+            try:
+                await client.get(url + "/healthz")
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        _out, err = await proc.communicate()
+        assert b"Traceback" not in err, err.decode()

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker import __version__
 from worker.api import errors
-from worker.api.routes import hooks, lookups
+from worker.api.routes import health, hooks, lookups
 from worker.settings import Settings
 from worker.store.db import create_pool
 
@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(hooks.router, prefix="/api")
     app.include_router(lookups.router, prefix="/api")
+    app.include_router(health.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, limit=settings.api_max_body)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 import structlog
 from fastapi import FastAPI, Request
@@ -14,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.errors import is_transient, one_line
+from worker.errors import is_transient, one_line, transient_types
 from worker.store import admin
 
 log = structlog.get_logger("queue_hooks.api")
@@ -95,10 +96,21 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return response(exc.status_code, error_id, detail, getattr(exc, "headers", None))
 
+    async def _outage(request: Request, exc: Exception) -> Response:
+        """The database down, restarting or failing over: a warning, no traceback; the
+        client is told to try again. Registered per class (not under `Exception`, whose
+        handler Starlette runs and then re-raises to the server, which logs a traceback)."""
+        if not is_transient(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unreachable", path=request.url.path, error=one_line(exc))
+        return response(503, "api.unavailable", "the database cannot be reached; try again")
+
+    kinds: tuple[type[BaseException], ...] = (*transient_types(), asyncpg.PostgresError)
+    for kind in kinds:
+        if issubclass(kind, Exception):
+            app.add_exception_handler(kind, _outage)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        if is_transient(exc):
-            log.warning("database unreachable", path=request.url.path, error=one_line(exc))
-            return response(503, "api.unavailable", "the database cannot be reached; try again")
         log.error("unexpected error", path=request.url.path, error=one_line(exc), exc_info=True)
         return response(500, "api.internal", "internal error; the server log has the details")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, WithJsonSchema
 
 from schemas.queue_types import EventName
 
@@ -113,6 +113,7 @@ class Schema(BaseModel):
     signed: bool
     timeout_ms: int
     headers: list[str]  # names only: values may be credentials
+    max_per_second: float | None = None  # its rate limit (issue 13); null: none
 
 
 class SchemaPage(BaseModel):
@@ -129,6 +130,11 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 TimeoutMs = Annotated[int, Field(ge=1, le=600_000)]
 Headers = Annotated[dict[str, Annotated[str, Field(max_length=8192)]], Field(max_length=50)]
+# The rule (above 0, at most 1e9) is worker/store/values.max_per_second, as for `schemas add`.
+# Strict: a number, never `true` or "12" read as one.
+Rate = Annotated[
+    StrictFloat | None, Field(description="deliveries a second its receiver takes; null: none")
+]
 
 
 class SchemaCreate(_In):
@@ -138,6 +144,7 @@ class SchemaCreate(_In):
     headers: Headers = Field(default_factory=dict)
     signed: bool = True  # false: unsigned calls (no webhook-signature)
     secret: str | None = None  # use this secret rather than a new one
+    max_per_second: Rate = None
 
 
 class SchemaPatch(_In):
@@ -145,6 +152,7 @@ class SchemaPatch(_In):
     url: Url | None = None
     timeout_ms: TimeoutMs | None = None
     headers: Headers | None = None  # replaces them all
+    max_per_second: Rate = None  # given as null: the limit is dropped; absent: kept
 
 
 class RotateSecret(_In):

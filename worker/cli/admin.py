@@ -348,7 +348,7 @@ def _show_secret(secret: str, key: str | None) -> None:
         click.echo("(stored unencrypted: set QUEUE_HOOKS_SECRET_KEY to store secrets encrypted)")
 
 
-_RATE = click.FloatRange(min=0, min_open=True, max=1e9)
+_RATE = float  # checked by values.max_per_second, the rule the API applies too
 _RATE_HELP = "Deliveries a second its receiver takes, shared by all workers (docs/receivers.md)."
 
 
@@ -375,6 +375,7 @@ def schemas_add(
     if not name.strip():
         raise CommandError("--name cannot be empty")
     url, extra = inputs.url(target), inputs.headers(header)
+    rate = inputs.max_per_second(max_per_second)
     _check_target(ctx, url)
     secret = None if no_secret else inputs.secret(given) if given else secrets.generate()
     key = _secret_key(ctx)
@@ -382,7 +383,7 @@ def schemas_add(
 
     async def work(conn: Conn) -> int:
         return await admin.add_schema(
-            conn, domain, name.strip(), url, timeout_ms, extra, stored, max_per_second
+            conn, domain, name.strip(), url, timeout_ms, extra, stored, rate
         )
 
     schema_id = db(ctx, work)
@@ -422,7 +423,7 @@ def schemas_edit(
     if max_per_second is not None and no_rate_limit:
         raise CommandError("give --max-per-second or --no-rate-limit, not both")
     if max_per_second is not None or no_rate_limit:
-        changes["max_per_second"] = max_per_second
+        changes["max_per_second"] = inputs.max_per_second(max_per_second)
     given = inputs.headers(header)
     if not changes and not given and not clear_headers:
         raise CommandError(

@@ -42,6 +42,10 @@ def secret(text: str) -> str:
     return _checked(values.secret, text)
 
 
+def max_per_second(rate: float | None) -> float | None:
+    return _checked(values.max_per_second, rate)
+
+
 def _checked(check: Callable[..., T], *args: Any) -> T:
     """The shared rule (worker/store/values.py), its refusal as this command's error."""
     try:

@@ -314,11 +314,17 @@ async def delete_hooks(conn: Conn, ids: Sequence[int]) -> list[int]:
     return sorted(r["id"] for r in rows)
 
 
-async def set_hook(conn: Conn, hook_id: int, event: str, schema_id: int, enabled: bool) -> None:
-    await conn.execute(
-        "UPDATE queue_hooks.hooks SET event = $2, schema_id = $3, enabled = $4 WHERE id = $1",
+async def set_hook(conn: Conn, hook_id: int, event: str, schema_id: int, enabled: bool) -> Row:
+    """The hook as it now is (as `hooks_by_id` reads it, `updated_by` as the trigger set it),
+    from the same statement that changed it."""
+    row: Row | None = await conn.fetchrow(
+        "WITH h AS (UPDATE queue_hooks.hooks SET event = $2, schema_id = $3, enabled = $4"
+        " WHERE id = $1 RETURNING *)" + _HOOK_COLUMNS + "FROM h" + _HOOK_JOINS,
         hook_id, event, schema_id, enabled,
     )  # fmt: skip
+    if row is None:
+        raise NotFound(f"no hook {hook_id}: deleted meanwhile")
+    return row
 
 
 async def act_as(conn: Conn, token_id: int) -> None:
@@ -458,11 +464,19 @@ async def check_unused(conn: Conn, schema_row: Row) -> None:
 
 
 # -- tokens and grants (contract §9) -------------------------------------------------------------
-_TOKEN = """
-SELECT t.id, t.domain_id, t.name, t.admin, t.created_at, t.revoked_at,
-       coalesce((SELECT jsonb_object_agg(g.queue_id::text, g.edit) FROM queue_hooks.grants g
-                 WHERE g.token_id = t.id), '{}'::jsonb) AS grants
+_GRANTS = """coalesce((SELECT jsonb_object_agg(g.queue_id::text, g.edit) FROM queue_hooks.grants g
+                 WHERE g.token_id = t.id), '{}'::jsonb) AS grants"""
+_TOKEN = f"""
+SELECT t.id, t.domain_id, t.name, t.admin, t.created_at, t.revoked_at, {_GRANTS}
 FROM queue_hooks.tokens t
+"""
+# The API's: the token (its columns as token_*) and the queue a request names, whose columns
+# keep their names, so that the row serves as the queue's (`queue_only`) when there is one.
+_ASKING = f"""
+SELECT t.id AS token_id, t.domain_id AS token_domain_id, t.name AS token_name, t.admin,
+       {_GRANTS}, q.id, q.domain_id, q.name, q.type, q.variables
+FROM queue_hooks.tokens t LEFT JOIN queue_hooks.queues q ON q.id = $2
+WHERE t.hash = $1 AND t.revoked_at IS NULL
 """
 
 
@@ -475,9 +489,12 @@ async def add_token(conn: Conn, domain: int, name: str, admin: bool, digest: byt
     return token_id
 
 
-async def token_by_hash(conn: Conn, digest: bytes) -> Row | None:
-    """The live token with this hash: an equality probe of a unique index."""
-    return await conn.fetchrow(_TOKEN + " WHERE t.hash = $1 AND t.revoked_at IS NULL", digest)
+async def token_by_hash(conn: Conn, digest: bytes, queue_id: int | None = None) -> Row | None:
+    """The live token with this hash (an equality probe of a unique index) as `token_id`,
+    `token_domain_id`, `token_name`, `admin`, `grants`; and the columns of `queue_only` for
+    `queue_id` (all null when there is no such queue or none was asked): who asks and what
+    they ask about in one round trip, as the API needs on every request."""
+    return await conn.fetchrow(_ASKING, digest, queue_id)
 
 
 async def tokens(conn: Conn) -> list[Row]:

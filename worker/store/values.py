@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -56,3 +57,19 @@ def secret(text: str) -> str:
     if not 24 <= len(raw) <= 64:
         raise Refused(f"bad secret: {len(raw)} bytes; {rule}")
     return text
+
+
+MAX_RATE = 1e9  # deliveries a second: far beyond any receiver, short of float noise
+
+
+def max_per_second(rate: float | None) -> float | None:
+    """A schema's rate limit: a positive number of deliveries a second, or None for none
+    (the table's check, deploy/sql/0004, refuses the rest too)."""
+    if rate is None:
+        return None
+    if not math.isfinite(rate) or not 0 < rate <= MAX_RATE:
+        raise Refused(
+            f"max_per_second {rate:g}: give a number of deliveries a second above 0 and at most "
+            f"{MAX_RATE:g}, or none for no limit"
+        )
+    return float(rate)

@@ -143,7 +143,9 @@ async def _schema_of(conn: Conn, queue: Row, schema_id: int) -> Row:
 async def _change(
     conn: Conn, queue: Row, hook: Row, event: str, schema_id: int, enabled: bool
 ) -> m.QueueHook:
-    schema = await _schema_of(conn, queue, schema_id)
-    await admin.check_hook(conn, queue, event, schema, hook["id"])
-    await admin.set_hook(conn, hook["id"], event, schema["id"], enabled)
-    return hook_out(await _one(conn, queue["id"], hook["id"]))
+    if (event, schema_id) != (hook["event"], hook["schema_id"]):
+        # A switch on or off alone keeps what the rules already passed (and the database's
+        # trigger checks every update again): two queries fewer for the page's commonest write.
+        schema = await _schema_of(conn, queue, schema_id)
+        await admin.check_hook(conn, queue, event, schema, hook["id"])
+    return hook_out(await admin.set_hook(conn, hook["id"], event, schema_id, enabled))

@@ -36,6 +36,7 @@ def schema_out(r: Row) -> m.Schema:
     return m.Schema(
         id=str(r["id"]), name=r["name"], url=r["url"], signed=r["secret"] is not None,
         timeout_ms=r["timeout_ms"], headers=sorted(r["headers"]),
+        max_per_second=r["max_per_second"],
     )  # fmt: skip
 
 
@@ -103,6 +104,7 @@ async def add_schema(
 ) -> m.SchemaWithSecret:
     enforce(rights.may_add_schema(who), "schemas", "add schemas (an admin token may)")
     url, extra = _checked_url(request, body.url), values.headers(body.headers)
+    rate = values.max_per_second(body.max_per_second)
     if body.secret and not body.signed:
         raise bad_request("give a secret or signed: false, not both")
     given = values.secret(body.secret) if body.secret else secrets.generate()
@@ -112,7 +114,7 @@ async def add_schema(
         raise bad_request("name cannot be empty")
     sealed = secrets.seal(secret, _key(request)) if secret else None
     schema_id = await admin.add_schema(
-        conn, who.domain_id, name, url, body.timeout_ms, extra, sealed
+        conn, who.domain_id, name, url, body.timeout_ms, extra, sealed, rate
     )
     row = await admin.require_schema(conn, schema_id)
     shown = secret if secret and not body.secret else None
@@ -135,6 +137,8 @@ async def edit_schema(
         changes["timeout_ms"] = body.timeout_ms
     if body.headers is not None:
         changes["headers"] = values.headers(body.headers)
+    if "max_per_second" in body.model_fields_set:  # null drops the limit
+        changes["max_per_second"] = values.max_per_second(body.max_per_second)
     if changes:
         await admin.edit_schema(conn, id, changes)
     return schema_out(await admin.require_schema(conn, id))

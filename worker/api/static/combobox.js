@@ -16,7 +16,14 @@ export class SchemaBox {
     input.addEventListener("input", () => this.typed());
     input.addEventListener("focus", () => this.ask());
     input.addEventListener("keydown", (event) => this.key(event));
-    input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
+    // Closed a moment after the focus leaves (a click on an option lands first), unless it
+    // is back by then: a dialog saved and the next one opened at once must not have its
+    // fresh search cancelled by the old blur.
+    input.addEventListener("blur", () =>
+      setTimeout(() => {
+        if (document.activeElement !== this.input) this.close();
+      }, 150),
+    );
     list.addEventListener("mousedown", (event) => event.preventDefault()); // keep the focus
     list.addEventListener("click", (event) => {
       const option = event.target.closest("[role=option]");
