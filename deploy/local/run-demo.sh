@@ -33,7 +33,9 @@ started=() # pids (= session and process group ids) of what we started, newest l
 
 stop_all() {
     local rc=$? i pid
-    trap '' INT TERM HUP # inherited: a second Ctrl-C cuts nothing short, the stop included
+    # Inherited: a second Ctrl-C cuts nothing short, the stop included; nor does a terminal
+    # (or a pipe) that has gone away: then the lines are lost, not the stop.
+    trap '' INT TERM HUP PIPE
     trap - EXIT
     for ((i = ${#started[@]} - 1; i >= 0; i--)); do
         pid=${started[i]}

@@ -815,12 +815,15 @@ undo_start() {
 }
 
 undo_launched() {
-    local n i
+    local n i pids=()
     for n in "${PG_LAUNCHED[@]}"; do pg_node "$n" && pg_stop || true; done
     for i in "${!RMQ_SEL[@]}"; do
-        rmq_node "${RMQ_SEL[i]}"
-        if ((RMQ_LAUNCHED[i])); then rmq_stop || true; fi
+        if ((RMQ_LAUNCHED[i])); then
+            (rmq_node "${RMQ_SEL[i]}" && rmq_stop) & # all at once, as do_stop does
+            pids+=($!)
+        fi
     done
+    for n in "${pids[@]}"; do wait "$n" || true; done
 }
 
 # Stopped while starting (SIGTERM from `make run`'s Ctrl-C, or a Ctrl-C here): a stop asked
