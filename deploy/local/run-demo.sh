@@ -82,10 +82,16 @@ export QUEUE_HOOKS_LOG_FORMAT=console QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true
 DOTENV_MARK="# written by deploy/local/run-demo.sh (make run, make cluster): rewritten while this line stays"
 mark=
 if [[ -e .env ]]; then read -r mark <.env || true; fi
+mapfile -t urls <"$STATE/env"
 if [[ ! -e .env || $mark == "$DOTENV_MARK" ]]; then
-    mapfile -t urls <"$STATE/env"
     printf '%s\n' "$DOTENV_MARK" "${urls[@]}" "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true" >.env
     echo "wrote .env (the $PROFILE services' URLs) for commands in other terminals"
+else
+    mapfile -t kept <.env
+    if [[ " ${kept[*]} " != *" ${urls[0]} "* ]]; then
+        echo "kept your .env, which names other services: in another terminal, first"
+        echo "      set -a; . $STATE/env; set +a"
+    fi
 fi
 
 # The demo schema calls the demo receiver's port (demo.sql says 8099: the default offset).
