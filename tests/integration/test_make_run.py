@@ -4,9 +4,10 @@ A real terminal (a pty, `make run` its session leader), a real Ctrl-C (the byte 
 turns into SIGINT for its foreground process group), typed at five moments, each found by the
 line `make run` prints just before it: while RabbitMQ boots, while the migrations run, while
 the demo receiver and the API start (and the demo token is made), while the worker starts,
-with the worker consuming. About 7 s each: RabbitMQ boots and stops for real. Whatever the moment: no error, no traceback, make exits quietly, every port
-closed, the services down and no process of that run left (each carries a mark in its
-environment, so the test finds them whatever they are).
+with the worker consuming. About 7 s each: RabbitMQ boots and stops for real. Whatever the
+moment: no error, no traceback, make exits quietly, every port closed, the services down and
+no process of that run left (each carries a mark in its environment, so the test finds them
+whatever they are).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,9 @@ CTRL_C = b"\x03"
 MARK = "QH_TEST_MAKE_RUN"
 # What a stop asked for must never print (bash's "Terminated" is a child killed under it,
 # "exited during boot" RabbitMQ's log shown for a boot we ended on purpose).
-NEVER = ("make: ***", "Error", "Traceback", "KeyboardInterrupt", "Terminated", "Killed", "during boot")
+NEVER = (
+    "make: ***", "Error", "Traceback", "KeyboardInterrupt", "Terminated", "Killed", "during boot",
+)  # fmt: skip
 
 
 def run_profile_in_use() -> bool:
@@ -155,7 +159,7 @@ def test_ctrl_c_stops_everything_quietly(when: bytes, dotenv_kept: None) -> None
         assert word not in shown, shown
     assert soon(lambda: not marked(mark)), f"left running: {marked(mark)}\n{shown}"
     for service, port in PORTS.items():
-        assert soon(lambda: refused(port)), f"{service} still listening on {port}:\n{shown}"
+        assert soon(partial(refused, port)), f"{service} still listening on {port}:\n{shown}"
     profile = subprocess.run(
         [REPO / "deploy/local/services.sh", "status", "run"],
         env=dict(os.environ, QH_PORT_OFFSET=str(OFFSET)),
