@@ -7,14 +7,14 @@
 # How Ctrl-C is handled. The terminal sends SIGINT to its foreground process group: make and
 # this script. Everything the script starts runs in a session of its own (setsid), so the
 # signal reaches nothing else: no Python prints a KeyboardInterrupt traceback, no RabbitMQ
-# node dies in the middle of its boot. The trap only notes the request (so a child started
-# at that very moment is still recorded in `started`); the script acts on it at the next
-# step boundary (`wait` returns at once on a signal): it stops what it started, newest first
-# (SIGTERM: the worker finishes what it holds, contract §7; a services.sh still starting
-# stops what it launched), then the services, and exits 0,
-# so make, interrupted too, has nothing to report (a non-zero exit would make it print
-# `make: *** [Makefile:..: run] Error N`). Between the steps only shell builtins run in the
-# terminal's process group, for the same reason.
+# node dies in the middle of its boot. Between the steps only shell builtins run in the
+# terminal's process group, for the same reason. The trap only notes the request (so a child
+# started at that very moment is still recorded in `started`); the script acts on it at the
+# next step boundary (`wait` returns at once on a signal): it stops what it started, newest
+# first (SIGTERM: the worker finishes what it holds, contract §7; a services.sh still
+# starting stops what it launched), then the services, and exits 0, so make, interrupted
+# too, has nothing to report (a non-zero exit would make it print
+# `make: *** [Makefile:..: run] Error N`).
 stopping=0
 trap 'stopping=1' INT TERM HUP
 set -euo pipefail
