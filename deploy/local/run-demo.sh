@@ -42,6 +42,10 @@ stop_all() {
         # Each stops what it started (the worker's supervisor its children, services.sh a
         # RabbitMQ it was booting); then whatever is left in its process group goes too.
         kill -TERM "$pid" 2>/dev/null || true
+        stopped_within "$pid" 45 || {
+            echo "pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) did not stop within 45 s of SIGTERM: SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        }
         wait "$pid" 2>/dev/null || true
         kill -TERM -- "-$pid" 2>/dev/null || true
     done
@@ -50,6 +54,16 @@ stop_all() {
     exit "$rc"
 }
 trap stop_all EXIT
+
+# Whether pid $1 exits within $2 seconds (the worker's own grace is 30 s, contract §7): the
+# stop must end even if one child does not heed its SIGTERM. (SIGINT is ignored by then.)
+stopped_within() {
+    local deadline=$((SECONDS + $2))
+    while kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1" 2>/dev/null) != Z* ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
 
 # Leaves (through stop_all) once a stop was asked for.
 checkpoint() { if ((stopping)); then exit 0; fi; }
