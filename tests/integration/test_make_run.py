@@ -64,6 +64,9 @@ def ctrl_c_make_run(when: bytes, mark: str, within: float = 180.0) -> tuple[int,
         env.pop(name, None)  # make test's services: `make run` brings its own
     pid, fd = pty.fork()
     if pid == 0:  # the child: a session of its own, the pty its controlling terminal
+        # As an interactive shell starts make: a suite run in the background (`make test &`)
+        # has SIGINT ignored, inherited down to make and its scripts, which cannot trap it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.chdir(REPO)
         os.execvpe("make", ["make", "--no-print-directory", "run"], env)
     shown, typed = b"", False
