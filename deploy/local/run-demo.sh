@@ -1,90 +1,137 @@
 #!/usr/bin/env bash
 # `make run`: local RabbitMQ and PostgreSQL, the schema and demo fixtures, the demo receiver,
-# then the worker with console logs. Ctrl-C stops it all, quietly, at any moment.
-# `make cluster` runs it with QH_PROFILE=cluster: three RabbitMQ nodes, PostgreSQL primary +
-# standby (docs/cluster.md).
+# the admin API with a demo token, then the worker with console logs. Ctrl-C stops it all,
+# quietly, at any moment. `make cluster` runs it with QH_PROFILE=cluster: three RabbitMQ
+# nodes, PostgreSQL primary + standby (docs/cluster.md).
 #
-# How Ctrl-C is handled: every step runs in its own session (setsid), so the terminal's SIGINT
-# reaches only this script (and make). The trap then stops the step that is running (SIGINT
-# to the worker, which finishes what it holds; SIGTERM to the others), then the services, and
-# exits 0: make, interrupted too, has nothing to report (a non-zero exit would make it print
+# How Ctrl-C is handled. The terminal sends SIGINT to its foreground process group: make and
+# this script. Everything the script starts runs in a session of its own (setsid), so the
+# signal reaches nothing else: no Python prints a KeyboardInterrupt traceback, no RabbitMQ
+# node dies in the middle of its boot. Between the steps only shell builtins run in the
+# terminal's process group, for the same reason. The trap only notes the request (so a child
+# started at that very moment is still recorded in `started`); the script acts on it at the
+# next step boundary (`wait` returns at once on a signal): it stops what it started, newest
+# first (SIGTERM: the worker finishes what it holds, contract §7; a services.sh still
+# starting stops what it launched), then the services, and exits 0, so make, interrupted
+# too, has nothing to report (a non-zero exit would make it print
 # `make: *** [Makefile:..: run] Error N`).
+stopping=0
+trap 'stopping=1' INT TERM HUP
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "${0%/*}/../.."
 BIN=.venv/bin
 PROFILE=${QH_PROFILE:-run}
+STATE=.local/$PROFILE
 DEMO_SECRET='whsec_cXVldWUtaG9va3MgZGVtbyBzZWNyZXQsIG5vdCBmb3IgcmVhbCB1c2U='  # public demo secret
 OFFSET=${QH_PORT_OFFSET:-0}
 # The demo's own ports move with the services' (a second checkout runs beside this one).
 DEMO_PORT=$((8099 + OFFSET))
 export QUEUE_HOOKS_METRICS_PORT=${QUEUE_HOOKS_METRICS_PORT:-$((9464 + OFFSET))}
+export QUEUE_HOOKS_API_PORT=${QUEUE_HOOKS_API_PORT:-$((8080 + OFFSET))}
 
-started=() # pids (= process group ids) of what we started, newest last
+started=() # pids (= session and process group ids) of what we started, newest last
 
 stop_all() {
-    trap '' INT TERM HUP # a second Ctrl-C must not cut the clean-up short
+    local rc=$? i pid
+    # Inherited: a second Ctrl-C cuts nothing short, the stop included; nor does a terminal
+    # (or a pipe) that has gone away: then the lines are lost, not the stop.
+    trap '' INT TERM HUP PIPE
     trap - EXIT
-    local i pid
     for ((i = ${#started[@]} - 1; i >= 0; i--)); do
         pid=${started[i]}
-        # The worker stops on SIGINT as on SIGTERM (contract §7); the rest on SIGTERM.
-        kill -TERM -- "-$pid" 2>/dev/null || true
+        # Each stops what it started (the worker's supervisor its children, services.sh a
+        # RabbitMQ it was booting); then whatever is left in its process group goes too.
+        kill -TERM "$pid" 2>/dev/null || true
+        stopped_within "$pid" 45 || {
+            echo "pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) did not stop within 45 s of SIGTERM: SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        }
         wait "$pid" 2>/dev/null || true
+        kill -TERM -- "-$pid" 2>/dev/null || true
     done
     deploy/local/services.sh stop "$PROFILE" || true
+    if ((stopping)); then exit 0; fi # stopped as asked: nothing failed
+    exit "$rc"
 }
 trap stop_all EXIT
-trap 'exit 0' INT TERM HUP # through the EXIT trap: stopped as asked, nothing failed
+
+# Whether pid $1 exits within $2 seconds (the worker's own grace is 30 s, contract §7): the
+# stop must end even if one child does not heed its SIGTERM. (SIGINT is ignored by then.)
+stopped_within() {
+    local deadline=$((SECONDS + $2))
+    while kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1" 2>/dev/null) != Z* ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+# Leaves (through stop_all) once a stop was asked for.
+checkpoint() { if ((stopping)); then exit 0; fi; }
 
 # Starts CMD in its own session, in the background; its pid is also its process group id.
 launch() {
     setsid "$@" </dev/null &
     started+=($!)
+    checkpoint
 }
 
-# Runs one step to its end. `wait` returns at once on Ctrl-C, so the trap runs at once too.
+# Runs one step to its end (or until a stop is asked for).
 step() {
     launch "$@"
     local pid=${started[-1]} status=0
     wait "$pid" || status=$?
+    checkpoint
     unset 'started[-1]'
     return "$status"
 }
 
+checkpoint
 step deploy/local/services.sh start "$PROFILE"
-set -a; . ".local/$PROFILE/env"; set +a
+set -a; . "$STATE/env"; set +a
 export QUEUE_HOOKS_LOG_FORMAT=console QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true
 # The demo receiver lives on 127.0.0.1, which the worker refuses by default (contract §7).
 
-# A second terminal finds the same services through .env (kept if you already have one).
-if [[ ! -e .env ]]; then
-    { cat ".local/$PROFILE/env"; echo "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true"; } > .env
-    echo "wrote .env (the local services' URLs) for commands in other terminals"
+# A second terminal finds the same services through .env: written when there is none, and
+# rewritten while it is the one we wrote (the services' URLs differ by profile and offset).
+DOTENV_MARK="# written by deploy/local/run-demo.sh (make run, make cluster): rewritten while this line stays"
+mark=
+if [[ -e .env ]]; then read -r mark <.env || true; fi
+mapfile -t urls <"$STATE/env"
+if [[ ! -e .env || $mark == "$DOTENV_MARK" ]]; then
+    printf '%s\n' "$DOTENV_MARK" "${urls[@]}" "QUEUE_HOOKS_ALLOW_PRIVATE_TARGETS=true" >.env
+    echo "wrote .env (the $PROFILE services' URLs) for commands in other terminals"
+else
+    mapfile -t kept <.env
+    if [[ " ${kept[*]} " != *" ${urls[0]} "* ]]; then
+        echo "kept your .env, which names other services: in another terminal, first"
+        echo "      set -a; . $STATE/env; set +a"
+    fi
 fi
 
 # The demo schema calls the demo receiver's port (demo.sql says 8099: the default offset).
-port_fixture=.local/$PROFILE/demo-port.sql
-cat >"$port_fixture" <<SQL
-UPDATE queue_hooks.schemas SET url = 'http://127.0.0.1:$DEMO_PORT/hooks/demo'
-WHERE domain_id = 1 AND name = 'Demo receiver' AND url ~ '^http://127\.0\.0\.1:[0-9]+/hooks/demo\$';
-SQL
+port_fixture=$STATE/demo-port.sql
+printf '%s\n' "UPDATE queue_hooks.schemas SET url = 'http://127.0.0.1:$DEMO_PORT/hooks/demo'" \
+    "WHERE domain_id = 1 AND name = 'Demo receiver' AND url ~ '^http://127\.0\.0\.1:[0-9]+/hooks/demo\$';" \
+    >"$port_fixture"
 step $BIN/queue-hooks migrate --fixtures deploy/fixtures/demo.sql --fixtures "$port_fixture"
 
 launch $BIN/queue-hooks demo-receiver --port "$DEMO_PORT" --secret "$DEMO_SECRET"
 
 # The admin API and page (issue 11), with a demo admin token of the demo's domain.
-export QUEUE_HOOKS_API_PORT=${QUEUE_HOOKS_API_PORT:-$((8080 + OFFSET))}
 launch $BIN/queue-hooks api
-token=$($BIN/queue-hooks tokens add --domain 1 --name demo-admin --admin | sed -n 's/^token: //p')
-echo "  admin page: http://127.0.0.1:$QUEUE_HOOKS_API_PORT/  demo admin token: $token"
+echo "  admin page: http://127.0.0.1:$QUEUE_HOOKS_API_PORT/ (making a demo admin token)"
+token_out=$STATE/demo-token.txt
+(umask 077 && : >"$token_out")
+step $BIN/queue-hooks tokens add --domain 1 --name demo-admin --admin >"$token_out"
+token=
+while read -r line; do
+    if [[ $line == "token: "* ]]; then token=${line#token: }; fi
+done <"$token_out"
+echo "  demo admin token: $token"
 
-cat <<'MSG'
-
-  queue-hooks is starting. In a second terminal, from this folder:
-      .venv/bin/queue-hooks publish --queue 2 --event leaving
-  and the demo receiver prints the signed delivery here. Ctrl-C stops it all.
-
-MSG
+printf '%s\n' "" "  queue-hooks is starting. In a second terminal, from this folder:" \
+    "      .venv/bin/queue-hooks publish --queue 2 --event leaving" \
+    "  and the demo receiver prints the signed delivery here. Ctrl-C stops it all." ""
 status=0
 step $BIN/queue-hooks run || status=$?
 exit "$status" # the worker ended by itself (not by Ctrl-C): its status is make's

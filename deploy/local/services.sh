@@ -163,8 +163,9 @@ rmq_node() {
 }
 
 # --- Small helpers --------------------------------------------------------------------
-say() { printf '[%s] %s\n' "$PROFILE" "$*"; }
-err() { printf '[%s] %s\n' "$PROFILE" "$*" >&2; }
+# A terminal that has gone away (SIGHUP) fails the write: the stop must go on regardless.
+say() { printf '[%s] %s\n' "$PROFILE" "$*" 2>/dev/null || true; }
+err() { printf '[%s] %s\n' "$PROFILE" "$*" >&2 2>/dev/null || true; }
 die() { err "$*"; exit 1; }
 now_ms() { date +%s%3N; }
 since() { local ms=$(($(now_ms) - $1)); printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100)); }
@@ -205,6 +206,21 @@ listening() {
 }
 
 pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+
+# Runs a command that may take long in the background and waits for it. Bash runs a trap
+# only once the foreground command has returned, but it interrupts `wait` at once: so a
+# start stopped meanwhile (start_interrupted) acts at once, and stops this command itself
+# (rather than its whole process group, whose foreground children bash reports killed:
+# "Terminated").
+BG_PIDS=()
+in_background() {
+    local status=0
+    "$@" &
+    BG_PIDS+=($!)
+    wait "$!" || status=$?
+    unset 'BG_PIDS[-1]'
+    return "$status"
+}
 
 rmq() { env "${RMQ_ENV[@]}" "$RMQ_BIN/$1" "${@:2}"; }
 
@@ -424,11 +440,19 @@ pg_start() {
             pg_clone "$primary" "$(pg_node "$primary" && echo "$PG_PORT")" || return 1
         fi
         pg_write_conf || return 1
-        if ! as_pg "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" -s >/dev/null 2>&1; then
+        PG_LAUNCHED+=("$PG_NAME") # before: an interrupted pg_ctl leaves a server starting
+        local tries=3
+        until as_pg "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" -s >/dev/null 2>&1; do
+            # As for RabbitMQ (rmq_start): a port held for a while by an outgoing connection.
+            if ((--tries > 0)) && ! pg_running && port_was_taken "$PG_LOG" "$log_from"; then
+                say "$PG_NAME: another program's connection held port $PG_PORT; starting it again once it is free"
+                wait_ports_free "$PG_PORT" || true
+                log_from=$(size_of "$PG_LOG")
+                continue
+            fi
             show_log "$PG_LOG" 25 "$log_from"
             return 1
-        fi
-        PG_LAUNCHED+=("$PG_NAME")
+        done
     fi
     # Connect over TCP as the current user: trust auth, no need for the postgres OS user.
     # (A standby gets the database from its primary.)
@@ -551,29 +575,74 @@ rmq_launch() {
 
 # Wait until the node has really booted: first cheaply for the AMQP listener (bailing
 # out at once if the VM dies), then `rabbitmqctl await_startup` to be sure.
+# Sets RMQ_WHY when it fails.
 rmq_wait() {
     local deadline=$((SECONDS + TIMEOUT))
+    RMQ_WHY=
     until listening "$AMQP_PORT"; do
-        rmq_pid >/dev/null || { err "$RMQ_NAME: the node exited during boot"; return 1; }
-        ((SECONDS < deadline)) || { err "$RMQ_NAME: not up after ${TIMEOUT}s"; return 1; }
+        rmq_pid >/dev/null || { RMQ_WHY="the node exited during boot"; return 1; }
+        ((SECONDS < deadline)) || { RMQ_WHY="not up after ${TIMEOUT}s"; return 1; }
         sleep 0.2
     done
     local left=$((deadline - SECONDS))
     ((left >= 5)) || left=5
-    rmq rabbitmqctl -q await_startup --timeout "$left" >>"$RMQ_OUT" 2>&1
+    in_background rmq rabbitmqctl -q await_startup --timeout "$left" >>"$RMQ_OUT" 2>&1 \
+        || { RMQ_WHY="its boot did not complete (rabbitmqctl await_startup)"; return 1; }
 }
 
-# Wait for a node launched by rmq_launch_down (or one that was already running) and report.
+# Did the boot since these byte offsets of its logs fail because one of its ports was in use?
+# The run, test and bench profiles' ports lie in Linux's ephemeral range (32768-60999): any
+# program's outgoing connection may be given one of them as its own port, and holds it while
+# it lasts and for the 60 s of its TIME-WAIT after (SO_REUSEADDR does not help against a
+# socket that did not set it), at a moment we cannot foresee.
+port_was_taken() {
+    local file from
+    while (($#)); do
+        file=$1 from=$2
+        shift 2
+        if tail -c +"$((from + 1))" "$file" 2>/dev/null | grep -qE 'eaddrinuse|Address already in use'; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+# After such a failure: wait (up to 70 s) until no socket holds these ports any more.
+wait_ports_free() {
+    local p deadline=$((SECONDS + 70)) held
+    while :; do
+        held=
+        for p in "$@"; do
+            if [[ -n $(ss -Htan "sport = :$p" 2>/dev/null) ]]; then held+=" $p"; fi
+        done
+        [[ -n $held ]] || return 0
+        ((SECONDS < deadline)) || return 1
+        sleep 0.5
+    done
+}
+
+# Wait for a node launched by rmq_launch_nodes (or one that was already running) and report.
+# A boot that failed for a port taken meanwhile by someone's outgoing connection is tried
+# again: such a connection goes away (a listener there would have been found before).
 rmq_start() {
-    local launched=$1 t0=$2 log_from=$3 out_from=$4
-    if ! rmq_wait; then
+    local launched=$1 t0=$2 log_from=$3 out_from=$4 tries=3
+    while ! rmq_wait; do
+        if ((launched && --tries > 0)) && port_was_taken "$RMQ_OUT" "$out_from" "$RMQ_LOG" "$log_from"; then
+            say "$RMQ_NAME: another program's connection held one of its ports ($AMQP_PORT, $DIST_PORT, $EPMD_PORT); starting it again once they are free"
+            rmq_stop >/dev/null 2>&1 || true
+            wait_ports_free "$AMQP_PORT" "$DIST_PORT" || true
+            log_from=$(size_of "$RMQ_LOG") out_from=$(size_of "$RMQ_OUT")
+            QH_FRESH_BROKER=0 rmq_launch
+            continue
+        fi
+        if [[ -n $RMQ_WHY ]]; then err "$RMQ_NAME: $RMQ_WHY"; fi
         # Early failures (bad config) never reach the node's log file, only stdout.
         show_first_errors "$RMQ_OUT" "$out_from"
         show_log "$RMQ_LOG" 20 "$log_from"
         show_log "$RMQ_OUT" 8 "$out_from"
         if ((launched)); then rmq_stop >/dev/null 2>&1 || true; fi
         return 1
-    fi
+    done
     if ((launched)); then
         say "$RMQ_NAME: up (pid $(rmq_pid)) amqp://guest:guest@127.0.0.1:$AMQP_PORT/ node $NODENAME [$(since "$t0")]"
     else
@@ -590,25 +659,36 @@ wait_gone() {
     done
 }
 
+# A node still booting (its AMQP port not open yet: Ctrl-C during `make run`'s start) cannot
+# be reached by rabbitmqctl yet, and its VM drops a SIGTERM that comes before its signal
+# handler is up: so SIGTERM goes to its whole process group (the wrapper and the VM: one
+# session since rmq_launch's setsid) every second until the group is gone, SIGKILL after
+# $TIMEOUT s. A SIGTERM is RabbitMQ's own clean shutdown (>= 3.8).
+rmq_signal_stop() {
+    local group=$1 deadline=$((SECONDS + TIMEOUT)) next=0
+    while kill -0 -- "-$group" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            kill -KILL -- "-$group" 2>/dev/null || true
+            break
+        fi
+        if ((SECONDS >= next)); then
+            kill -TERM -- "-$group" 2>/dev/null || true
+            next=$((SECONDS + 1))
+        fi
+        sleep 0.1
+    done
+}
+
 rmq_stop() {
-    local pid launcher
+    local pid launcher group
     launcher=$(cat "$RMQ_LAUNCHER_PID" 2>/dev/null || true)
     if pid=$(rmq_pid); then
-        # Clean shutdown via the CLI; if the node does not answer, signal it.
-        # (SIGTERM makes RabbitMQ >= 3.8 shut down gracefully as well.) A node still booting
-        # (no pid file of its own yet: Ctrl-C during `make run`'s start) is only signalled.
-        if [[ $pid == "$launcher" ]]; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait_gone "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
-            # The VM may have written its pid file meanwhile, and outlive the wrapper.
-            local vm
-            vm=$(cat "$RMQ_PID_FILE" 2>/dev/null || true)
-            if pid_alive "$vm"; then
-                kill -TERM "$vm" 2>/dev/null || true
-                wait_gone "$vm" 15 || kill -KILL "$vm" 2>/dev/null || true
-            fi
+        group=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || true
+        if ! listening "$AMQP_PORT" && [[ -n $launcher && $group == "$launcher" ]]; then
+            rmq_signal_stop "$group"
         elif ! timeout 60 env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -q stop >>"$RMQ_OUT" 2>&1 \
             || ! wait_gone "$pid" 30; then
+            # Clean shutdown via the CLI; if the node does not answer, signal it.
             err "$RMQ_NAME: rabbitmqctl stop did not work, sending SIGTERM to $pid"
             kill -TERM "$pid" 2>/dev/null || true
             wait_gone "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
@@ -695,8 +775,10 @@ rmq_join() {
                 && say "$n: joined the cluster of rabbit1"
         } &
         pids+=($!)
+        BG_PIDS+=($!)
     done
     for n in "${pids[@]}"; do wait "$n" || status=1; done
+    BG_PIDS=()
     if ((status)); then
         for n in rabbit2 rabbit3; do rmq_node "$n" && show_log "$RMQ_OUT" 8; done
         err "rabbitmq: joining the cluster failed"
@@ -726,15 +808,33 @@ rmq_queue_nodes() {
 }
 
 # --- Actions --------------------------------------------------------------------------
-# Undo a failed start: stop what this invocation started.
+# Undo a failed start: stop what this invocation started (silently: the failure is the news).
 undo_start() {
-    local n i
-    for n in "${PG_LAUNCHED[@]}"; do pg_node "$n" && pg_stop >/dev/null || true; done
-    for i in "${!RMQ_SEL[@]}"; do
-        rmq_node "${RMQ_SEL[i]}"
-        if ((RMQ_LAUNCHED[i])); then rmq_stop >/dev/null 2>&1 || true; fi
-    done
+    undo_launched >/dev/null 2>&1
     exit 1
+}
+
+undo_launched() {
+    local n i pids=()
+    for n in "${PG_LAUNCHED[@]}"; do pg_node "$n" && pg_stop || true; done
+    for i in "${!RMQ_SEL[@]}"; do
+        if ((RMQ_LAUNCHED[i])); then
+            (rmq_node "${RMQ_SEL[i]}" && rmq_stop) & # all at once, as do_stop does
+            pids+=($!)
+        fi
+    done
+    for n in "${pids[@]}"; do wait "$n" || true; done
+}
+
+# Stopped while starting (SIGTERM from `make run`'s Ctrl-C, or a Ctrl-C here): a stop asked
+# for, not a failure, so no error: stop what this call started. Bash runs the trap once the
+# command in progress has returned, so a node's launch has recorded its pid by then.
+start_interrupted() {
+    trap '' INT TERM HUP
+    local pid
+    for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    undo_launched
+    exit "$1"
 }
 
 # PostgreSQL, the primary first: a standby is cloned from it.
@@ -754,6 +854,9 @@ pg_start_all() {
 
 do_start() {
     local t0
+    trap 'start_interrupted 130' INT
+    trap 'start_interrupted 143' TERM
+    trap 'start_interrupted 129' HUP
     t0=$(now_ms)
     ensure_software
     write_env_file
