@@ -78,6 +78,9 @@ async def dead_half(bench: Bench) -> None:
     f = bench.figures
     f["rx_dead_per_s"] = round(rate)
     f["rx_dead_ratio"] = round(rate / f["rx_hookless_per_s"], 3)
+    if bench.cpu and "rx_delivery_cpu_us" in f:  # not cut short: the worker's CPU, as above
+        per_delivery = f["rx_delivery_cpu_us"] / 1e6
+        f["rx_dead_cpu_us"] = round((bench.cpu - per_delivery * n / 2) / (n / 2) * 1e6)
 
 
 async def degrade(bench: Bench) -> None:
@@ -213,6 +216,7 @@ ROWS: list[tuple[str, str, str, str | None]] = [
     ("worker CPU per hookless event", "rx_hookless_cpu_us", "us", None),
     ("healthy, half to a dead receiver", "rx_dead_per_s", "deliveries/s", None),
     ("dead half / hookless half", "rx_dead_ratio", "", ">= 0.9"),
+    ("worker CPU per dead receiver's event", "rx_dead_cpu_us", "us", None),
     ("degrading receiver: its knee", "rx_degrade_knee", "in flight", None),
     ("degrading receiver: its 503 wall", "rx_degrade_wall", "in flight", None),
     ("degrading receiver: settled at", "rx_degrade_settled", "in flight", "near the knee"),
