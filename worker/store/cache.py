@@ -19,10 +19,10 @@ import asyncpg
 import structlog
 
 from schemas.events import coerce_variables
+from schemas.queue_types import EVENTS
 from worker.abc import Target
 from worker.backoff import keep_trying
 from worker.errors import is_transient, one_line
-from schemas.queue_types import EVENTS
 from worker.model import Hook, HookTable, Schema, Snapshot
 from worker.store.admin import disable_hook
 from worker.store.db import connect
@@ -175,7 +175,9 @@ class HookCache:
             queues = await conn.fetch(_QUEUES) if "queues" in tables else None
         variables = before.queue_variables
         if queues is not None:
-            variables = shared_variables((r["id"], coerce_variables(r["variables"])) for r in queues)
+            variables = shared_variables(
+                (r["id"], coerce_variables(r["variables"])) for r in queues
+            )
         self._snapshot = self._next(before, revision, hooks, schemas, variables)
         if before.revision < 0:
             # The first load's objects (the schemas, targets and queue variables; the hooks
