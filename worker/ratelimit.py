@@ -13,10 +13,10 @@ A delivery is then told one of three things:
   wait queues instead of being held here. At most `rate * max_wait` deliveries of a schema
   wait in memory, whatever the backlog.
 
-`max_wait` is `RATE_WAIT_MAX`, or longer when the schema's fair share of the prefetch window
-holds more than `rate * RATE_WAIT_MAX` deliveries (`patience`): those messages are held
-unacked by this worker whether they wait here or not, and deferring them only makes room for
-new ones that find the bucket just as full. At 1,000/s with the whole window of 1,024 that
+`max_wait` is `RATE_WAIT_MAX`, or longer, up to twice it, when the schema's fair share of
+the prefetch window holds more than `rate * RATE_WAIT_MAX` deliveries (`patience`): those
+messages are held unacked by this worker whether they wait here or not, and deferring them
+only makes room for new ones that find the bucket just as full. At 1,000/s with the whole window of 1,024 that
 turned 10,000 events into a stream of deferrals, each back 10 s later: 635/s achieved
 (docs/receivers.md).
 
@@ -112,5 +112,7 @@ class Buckets:
 
 def patience(rate: float, max_wait: float, room: int) -> float:
     """How far ahead a slot may be for its delivery to wait in memory: `max_wait`, or as long
-    as `room` deliveries take at `rate` when that is longer."""
-    return max(max_wait, room / rate)
+    as `room` deliveries take at `rate` when that is longer, but never more than twice
+    `max_wait`: a limit far below the arrivals still defers instead of holding its messages
+    unacked for minutes (RabbitMQ's consumer timeout closes a channel that does)."""
+    return max(max_wait, min(room / rate, 2 * max_wait))

@@ -73,4 +73,5 @@ def test_a_schema_may_wait_for_as_many_slots_as_its_share_of_the_window_holds() 
     # a small share: RATE_WAIT_MAX still holds (1 s of slots at 10/s)
     small = [buckets.ask(2, 10.0, 0.0, room=4) for _ in range(12)]
     assert [isinstance(a, Defer) for a in small] == [False] * 11 + [True]
-    assert patience(10.0, 1.0, 4) == 1.0 and patience(1000.0, 1.0, 2048) == 2.048
+    assert patience(10.0, 1.0, 4) == 1.0 and patience(1000.0, 1.0, 1536) == 1.536
+    assert patience(2.0, 1.0, 1024) == 2.0  # far below the arrivals: at most twice the wait
