@@ -16,9 +16,9 @@ A delivery is then told one of three things:
 `max_wait` is `RATE_WAIT_MAX`, or longer, up to twice it, when the schema's fair share of
 the prefetch window holds more than `rate * RATE_WAIT_MAX` deliveries (`patience`): those
 messages are held unacked by this worker whether they wait here or not, and deferring them
-only makes room for new ones that find the bucket just as full. At 1,000/s with the whole window of 1,024 that
-turned 10,000 events into a stream of deferrals, each back 10 s later: 635/s achieved
-(docs/receivers.md).
+only makes room for new ones that find the bucket just as full. At 1,000/s with the whole
+window of 1,024 that turned 10,000 events into a stream of deferrals, each back 10 s later:
+635/s achieved (docs/receivers.md).
 
 With several worker processes each keeps its own bucket and takes a share of the limit:
 `share(max_per_second, workers)` divides it by the number of processes that consume the
