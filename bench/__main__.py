@@ -91,6 +91,7 @@ class Bench:
                     if not cut:
                         raise TimeoutError(f"{worker.name}: {got} of {count} arrived at {path}")
                     seg = (await self.rx.stats()).get(path, {"first": time.time()})
+                    self.cpu = 0.0  # a run cut short says nothing per event
                     return got / (time.time() - seg["first"])
                 worker.sample_rss()
                 await asyncio.sleep(0.2)

@@ -74,7 +74,7 @@ class Admission:
                 f"circuit open: schema {schema.id}'s receiver kept failing; not attempted",
                 circuit.retry_in(now),
             )
-        decision = self.buckets.ask(schema.id, schema.max_per_second, now)
+        decision = self.buckets.ask(schema.id, schema.max_per_second, now, self._room(schema.id))
         if isinstance(decision, ratelimit.Defer) and self._deferrable:
             circuit.abandon()
             return PutOff(
@@ -122,6 +122,11 @@ class Admission:
                 loud=gate.first_report(),
             )
         return Slot(schema_id, gate, circuit, limiter)
+
+    def _room(self, schema_id: int) -> int:
+        """The schema's fair share of the prefetch window, counting it among the busy."""
+        active = len(self.gates) + (schema_id not in self.gates)
+        return fair_share(self._window, self._window, active, self._floor)
 
     def _share(self, limiter: Limiter) -> int:
         return fair_share(limiter.current, self._window, len(self.gates), self._floor)

@@ -150,10 +150,13 @@ def tune_gc() -> None:
     of its CPU in the collector (0.74 s of a 6.5 s run; `make bench`, one_down). Objects from
     start-up (modules, classes) are moved out of its way, and it runs 14 times less often;
     most garbage here is freed by reference counting anyway. Measured: one receiver down
-    0.60-0.64 -> 0.70-0.74; end to end unchanged.
+    0.60-0.64 -> 0.70-0.74; end to end unchanged. Issue 13 raised it again (10,000, 10, 10 ->
+    50,000, 20, 20): deliveries put off wait for their batch's confirm with their objects
+    alive, and a dead receiver's event cost 119-120 us of the worker's CPU against 108-112
+    after (docs/receivers.md, two runs each); a hookless event 50-54 either way.
     """
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def serve(settings: Settings) -> None:

@@ -11,10 +11,17 @@ library does it:
 - Once per round (about one round-trip, at least `MIN_ROUND`), the average round-trip time of
   the round's answers is compared with the baseline. `queue = limit * excess / avg`, with
   `excess = avg - baseline - slack`, estimates how many of our requests wait inside the
-  receiver rather than being served: below `alpha` the limit grows (doubling in the first slow
-  start, then by log10(limit) a round), above `beta` it shrinks by half the excess, between
-  the two it holds. `slack` keeps loopback jitter of a millisecond or two from reading as a
-  queue.
+  receiver rather than being served. With `step = log10(limit)`: at most `step` (no queue to
+  speak of) the limit doubles in the first slow start and grows by `6 * step` after it, below
+  `alpha = 3 * step` it grows by `step`, above `beta = 6 * step` it shrinks by half the
+  excess, between the two it holds (Netflix's VegasLimit). The quick growth is what gets a
+  slow receiver from 64 to 500 in flight in a few seconds of 200-ms rounds, where `step`
+  alone took half a minute.
+- `slack` is what a round-trip may exceed the baseline by without reading as a queue: 2 ms
+  of loopback jitter, or `tolerance` (10 %) of the baseline when that is more. A 200-ms
+  receiver's answers reach us 10 or 20 ms late when the worker's own event loop is busy, and
+  `limit * excess / avg` turns those milliseconds into a queue of dozens at a limit of
+  hundreds: that held the limit near 250 against a receiver that could take thousands.
 - A drop (a timeout, no response, 429 or 503: the receiver says it is past its capacity)
   multiplies the limit by `backoff`, at most once a round, as TCP does once per window.
 - The growth needs evidence: a round whose peak in flight stayed under half the limit (the
@@ -64,6 +71,7 @@ class Limiter:
     window: float = 60.0  # seconds a baseline is kept before it is re-learnt
     backoff: float = 0.9
     slack: float = 0.002  # seconds of round-trip over the baseline that are not a queue
+    tolerance: float = 0.1  # ... or this share of the baseline, when that is more
     limit: float = field(default=0.0)
     slow_start: bool = True
     _min_now: float = INF
@@ -132,16 +140,19 @@ class Limiter:
         avg = self._round_sum / self._round_n
         used = self._round_peak * 2 >= self.limit
         self._round_start, self._round_sum, self._round_n, self._round_peak = now, 0.0, 0, 0
-        excess = max(0.0, avg - self.baseline - self.slack)
+        base = self.baseline
+        excess = max(0.0, avg - base - max(self.slack, self.tolerance * base))
         queue = self.limit * excess / avg if avg > 0 else 0.0
         step = max(1.0, math.log10(self.limit))
         alpha, beta = 3 * step, 6 * step
         if queue > beta:
             self.slow_start = False
             self._set(self.limit - max(step, (queue - beta) / 2))
-        elif queue <= step and used and self.slow_start:
-            self._set(self.limit * 2)
-        elif queue < alpha and used:
+        elif not used:
+            return  # no evidence: the worker had no more to send
+        elif queue <= step:
+            self._set(self.limit * 2 if self.slow_start else self.limit + beta)
+        elif queue < alpha:
             self._set(self.limit + step)
 
     def _set(self, value: float) -> None:

@@ -124,6 +124,6 @@ class Metrics:
         self.duration.observe(attempt.duration)
 
     def cache_loaded(self, snapshot: Snapshot, _took: float) -> None:
-        self.cache_entries.set(len(snapshot.by_id))
+        self.cache_entries.set(len(snapshot.hooks))
         self.unsigned.set(len(snapshot.unsigned()))
         self.cache_refreshes.inc()

@@ -13,6 +13,13 @@ A delivery is then told one of three things:
   wait queues instead of being held here. At most `rate * max_wait` deliveries of a schema
   wait in memory, whatever the backlog.
 
+`max_wait` is `RATE_WAIT_MAX`, or longer, up to twice it, when the schema's fair share of
+the prefetch window holds more than `rate * RATE_WAIT_MAX` deliveries (`patience`): those
+messages are held unacked by this worker whether they wait here or not, and deferring them
+only makes room for new ones that find the bucket just as full. At 1,000/s with the whole
+window of 1,024 that turned 10,000 events into a stream of deferrals, each back 10 s later:
+635/s achieved (docs/receivers.md).
+
 With several worker processes each keeps its own bucket and takes a share of the limit:
 `share(max_per_second, workers)` divides it by the number of processes that consume the
 events (`QUEUE_HOOKS_RATE_LIMIT_WORKERS`, by default `QUEUE_HOOKS_PROCESSES`), so together they
@@ -58,12 +65,12 @@ class Bucket:
     burst: int = 1  # requests that may go at once after a pause
     tat: float = field(default=float("-inf"))  # theoretical arrival time of the next slot
 
-    def ask(self, now: float) -> Decision:
+    def ask(self, now: float, max_wait: float | None = None) -> Decision:
         interval = 1.0 / self.rate
         tolerance = interval * (self.burst - 1)
         tat = max(self.tat, now)
         wait = tat - tolerance - now
-        if wait > self.max_wait:
+        if wait > (self.max_wait if max_wait is None else max_wait):
             return Defer(wait)
         self.tat = tat + interval
         return Go() if wait <= 0 else Wait(wait)
@@ -87,7 +94,10 @@ class Buckets:
     max_wait: float = 1.0
     by_schema: dict[int, Bucket] = field(default_factory=dict)
 
-    def ask(self, schema_id: int, max_per_second: float | None, now: float) -> Decision:
+    def ask(
+        self, schema_id: int, max_per_second: float | None, now: float, room: int = 0
+    ) -> Decision:
+        """`room`: how many deliveries the schema's fair share of the prefetch window holds."""
         rate = share(max_per_second, self.workers)
         if rate is None:
             self.by_schema.pop(schema_id, None)
@@ -97,4 +107,12 @@ class Buckets:
             bucket = self.by_schema[schema_id] = Bucket(rate, self.max_wait)
         elif bucket.rate != rate:
             bucket.resize(rate)
-        return bucket.ask(now)
+        return bucket.ask(now, patience(rate, self.max_wait, room))
+
+
+def patience(rate: float, max_wait: float, room: int) -> float:
+    """How far ahead a slot may be for its delivery to wait in memory: `max_wait`, or as long
+    as `room` deliveries take at `rate` when that is longer, but never more than twice
+    `max_wait`: a limit far below the arrivals still defers instead of holding its messages
+    unacked for minutes (RabbitMQ's consumer timeout closes a channel that does)."""
+    return max(max_wait, min(room / rate, 2 * max_wait))

@@ -7,6 +7,7 @@ once to whatever is over. The worker side is saturated: it always has `limit` in
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from hypothesis import given
@@ -63,6 +64,51 @@ def test_a_slow_receiver_with_room_takes_the_ceiling() -> None:
     limiter = Limiter(floor=4, ceiling=1024, initial=64)
     seen, _ = run(limiter, Degrading(knee=5000, wall=10000, base=0.2), 100)
     assert seen[-1] == 1024
+
+
+def test_a_flat_slow_receiver_answering_late_by_the_workers_own_lag_is_not_throttled() -> None:
+    """200 ms flat, each answer read up to 15 ms late (the worker's event loop was busy): no
+    queue in the receiver, so the limit goes on up, past the 400 that 2,000/s needs."""
+    rng = random.Random(7)
+    limiter, now, seen = Limiter(floor=4, ceiling=1024, initial=64), 0.0, []
+    while now < 5.0:
+        c = limiter.current
+        now += 0.2
+        for _ in range(c):
+            limiter.sample(now, 0.2 + rng.uniform(0, 0.015), "ok", c)
+        seen.append(limiter.current)
+    assert seen[-1] >= 500, seen
+
+
+def test_past_its_slow_start_it_still_grows_from_64_to_500_in_a_few_seconds() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=64)
+    limiter.slow_start = False  # as after a first burst read as a queue
+    rx = Degrading(knee=5000, wall=10000, base=0.2)
+    seen, now = run(limiter, rx, 40)
+    assert limiter.current >= 500, seen
+    assert now <= 40 * 0.2 + 1e-9  # 40 rounds of 200 ms: 8 s
+
+
+def test_a_queue_of_a_few_requests_grows_it_slowly_and_a_long_one_shrinks_it() -> None:
+    limiter = Limiter(floor=4, ceiling=1024, initial=100)
+    limiter.slow_start = False
+    baseline, now = 0.02, 0.0
+    for _ in range(20):  # learn the baseline, with too few in flight to move the limit
+        now += 0.06  # each answer a round of its own (a round lasts at least 50 ms)
+        limiter.sample(now, baseline, "ok", 3)
+    start = limiter.current
+    assert start == 100
+    # queue = limit * (avg - base - slack) / avg: 100 * 1 ms / 23 ms = 4.3, between log10
+    # (2) and 3 * log10 (6): + log10(limit) a round, not the quick growth of an empty queue.
+    for _ in range(10):
+        now += 0.06
+        limiter.sample(now, baseline + 0.003, "ok", 100)
+    assert start < limiter.current <= start + 10 * 2.1
+    held = limiter.current
+    for _ in range(10):  # 20 ms late: a queue of about 40, above 6 * log10: it shrinks
+        now += 0.06
+        limiter.sample(now, baseline + 0.02, "ok", 100)
+    assert limiter.current < held
 
 
 def test_timeouts_bring_it_down_to_the_floor_and_at_most_once_a_round() -> None:

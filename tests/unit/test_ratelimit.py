@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.ratelimit import Bucket, Buckets, Defer, Go, Wait, share
+from worker.ratelimit import Bucket, Buckets, Defer, Go, Wait, patience, share
 
 
 def test_requests_are_spaced_at_the_rate_and_waits_keep_their_order() -> None:
@@ -62,3 +62,16 @@ def test_never_more_than_the_rate_over_any_run(rate: float, gaps: list[float]) -
     sent.sort()
     span = sent[-1] - sent[0]
     assert len(sent) - 1 <= span * rate + 1e-6 * len(sent)
+
+
+def test_a_schema_may_wait_for_as_many_slots_as_its_share_of_the_window_holds() -> None:
+    buckets = Buckets(workers=1, max_wait=1.0)
+    # 1,000/s and a share of 1,024 deliveries: one goes, 1,024 wait in memory, none deferred
+    answers = [buckets.ask(1, 1000.0, 0.0, room=1024) for _ in range(1025)]
+    assert not any(isinstance(a, Defer) for a in answers)
+    assert isinstance(buckets.ask(1, 1000.0, 0.0, room=1024), Defer)  # beyond the share
+    # a small share: RATE_WAIT_MAX still holds (1 s of slots at 10/s)
+    small = [buckets.ask(2, 10.0, 0.0, room=4) for _ in range(12)]
+    assert [isinstance(a, Defer) for a in small] == [False] * 11 + [True]
+    assert patience(10.0, 1.0, 4) == 1.0 and patience(1000.0, 1.0, 1536) == 1.536
+    assert patience(2.0, 1.0, 1024) == 2.0  # far below the arrivals: at most twice the wait

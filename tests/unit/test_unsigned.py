@@ -17,7 +17,8 @@ def _row(schema_id: int, secret: str | None) -> dict[str, Any]:
     return {
         "id": schema_id, "domain_id": 1, "name": f"s{schema_id}", "url": "https://x.example/",
         "secret": secret, "headers": {}, "timeout_ms": 1000, "previous_secret": None,
-        "previous_until": None, "max_per_second": None,
+        "previous_until": None,
+        "max_per_second": None,
     }  # fmt: skip
 
 

@@ -11,7 +11,6 @@ import asyncio
 from dataclasses import dataclass
 
 import click
-import httpx
 
 from worker.broker.topology import DEAD_QUEUE, EVENTS_QUEUE, RETRY_QUEUE
 from worker.cli.base import main_group, run_async, settings
@@ -91,6 +90,8 @@ async def _secrets(cfg: Settings) -> Line | None:
 async def _readyz(url: str, required: bool) -> list[Line]:
     """The worker's own view, and its open circuits, one line each. A default URL nobody
     answers on is no failure: the worker may well run on another host."""
+    import httpx  # here, not at import: `queue-hooks run` loads this module too (2.7 MB RSS)
+
     try:
         async with httpx.AsyncClient(timeout=5) as client:
             response = await client.get(url)

@@ -19,20 +19,14 @@ import asyncpg
 import structlog
 
 from schemas.events import coerce_variables
+from schemas.queue_types import EVENTS
 from worker.abc import Target
 from worker.backoff import keep_trying
 from worker.errors import is_transient, one_line
-from worker.model import Hook, Schema, Snapshot
+from worker.model import Hook, HookTable, Schema, Snapshot
 from worker.store.admin import disable_hook
 from worker.store.db import connect
-from worker.store.snapshot import (
-    SecretReader,
-    build_hooks,
-    build_schemas,
-    hook_lines,
-    parse,
-    patch_hooks,
-)
+from worker.store.snapshot import SecretReader, build_schemas, decode_hooks, shared_variables
 
 log = structlog.get_logger("queue_hooks.cache")
 
@@ -41,11 +35,22 @@ CHANNEL = "queue_hooks_changed"
 # drops packets) must still end the cache's vouching: every query has a deadline.
 QUERY_TIMEOUT = 5.0
 
-# One line per enabled hook in one text: PostgreSQL builds it in about 25 ms for 100,000
-# hooks, where decoding as many records took 50-80 ms and arrays more (the README, Performance).
+# Every enabled hook as packed columns (worker/store/snapshot.py), in one row: PostgreSQL
+# packs 100,000 hooks in about 0.2 s of its own time (each ordered aggregate sorts: PostgreSQL
+# 15 does not share the sorts), the event loop only waiting, and they arrive as five byte
+# strings, not 100,000 records or lines of text (issue 13, cold start; bench/cache_memory.py).
+# Rows in (queue id, hook id) order; `by_id` gives the rows in hook id order. $1 is EVENTS: an
+# event's number is its place in it.
 _HOOKS = """
-SELECT coalesce(string_agg(concat_ws(',', id, queue_id, event, schema_id), ';'), '')
-FROM queue_hooks.hooks WHERE enabled
+SELECT coalesce(string_agg(int8send(queue_id), '' ORDER BY pos), '') AS queues,
+       coalesce(string_agg(int2send(event), '' ORDER BY pos), '') AS events,
+       coalesce(string_agg(int8send(id), '' ORDER BY pos), '') AS ids,
+       coalesce(string_agg(int8send(schema_id), '' ORDER BY pos), '') AS schema_ids,
+       coalesce(string_agg(int4send(pos), '' ORDER BY id), '') AS by_id,
+       coalesce(array_agg(DISTINCT schema_id), '{}') AS schema_set
+FROM (SELECT id, queue_id, schema_id, (array_position($1::text[], event) - 1)::int2 AS event,
+             (row_number() OVER (ORDER BY queue_id, id) - 1)::int4 AS pos
+      FROM queue_hooks.hooks WHERE enabled AND event = ANY($1::text[])) h
 """
 _SCHEMAS = """
 SELECT id, domain_id, name, url, secret, headers, timeout_ms, previous_secret,
@@ -82,17 +87,17 @@ class HookCache:
 
     # -- what the pipeline asks, all in memory -------------------------------------------
     def hooks_for(self, queue_id: int, event: str) -> tuple[Hook, ...]:
-        return self._snapshot.by_event.get((queue_id, event), ())
+        return self._snapshot.hooks_for(queue_id, event)
 
     def hook(self, hook_id: int) -> Hook | None:
-        return self._snapshot.by_id.get(hook_id)
+        return self._snapshot.hook(hook_id)
 
     def queue_variables(self, queue_id: int) -> dict[str, str]:
         return self._snapshot.queue_variables.get(queue_id, {})
 
     @property
     def size(self) -> int:
-        return len(self._snapshot.by_id)
+        return len(self._snapshot.hooks)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -164,36 +169,38 @@ class HookCache:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             revision = await conn.fetchval("SELECT n FROM queue_hooks.revision")
-            text = await conn.fetchval(_HOOKS) if "hooks" in tables else None
-            rows = hook_lines(text) if text is not None else before.rows
-            if "schemas" not in tables and any(
-                parse(line)[3] not in before.schemas for line in rows - before.rows
-            ):
+            found = await conn.fetchrow(_HOOKS, EVENTS) if "hooks" in tables else None
+            hooks = decode_hooks(found) if found is not None else before.hooks
+            if "schemas" not in tables and not hooks.schema_set <= before.schemas.keys():
                 tables = tables | {"schemas"}  # a new hook of a schema we never read
             schemas = await conn.fetch(_SCHEMAS) if "schemas" in tables else None
             queues = await conn.fetch(_QUEUES) if "queues" in tables else None
         variables = before.queue_variables
         if queues is not None:
-            variables = {r["id"]: coerce_variables(r["variables"]) for r in queues}
-        self._snapshot = self._next(before, revision, rows, schemas, variables)
+            variables = shared_variables(
+                (r["id"], coerce_variables(r["variables"])) for r in queues
+            )
+        self._snapshot = self._next(before, revision, hooks, schemas, variables)
         if before.revision < 0:
-            # The first load's objects (100,000 hooks are a million objects or so) live as long
-            # as the process: out of the collector's way, as app.tune_gc does for start-up's,
-            # so no collection walks them again (issue 13, cold start).
+            # The first load's objects (the schemas, targets and queue variables; the hooks
+            # themselves are arrays, no objects) live as long as the process: out of the
+            # collector's way, as app.tune_gc does for start-up's (issue 13, cold start).
             gc.freeze()
         took = time.perf_counter() - started
         log.info(
-            "hook cache loaded", revision=revision, hooks=len(self._snapshot.by_id),
+            "hook cache loaded", revision=revision, hooks=len(self._snapshot.hooks),
             seconds=round(took, 3), tables=",".join(sorted(tables)),
         )  # fmt: skip
         for listener in self.listeners:
             listener(self._snapshot, took)
 
     def _next(
-        self, before: Snapshot, revision: int, rows: frozenset[str], schema_rows: list[Any] | None,
+        self, before: Snapshot, revision: int, hooks: HookTable, schema_rows: list[Any] | None,
         variables: dict[int, dict[str, str]],
     ) -> Snapshot:  # fmt: skip
-        """The snapshot after this load, built from `before` and what was read."""
+        """The snapshot after this load, built from `before` and what was read. Hook objects
+        are made on lookup from the snapshot's own schemas and targets, so a changed schema
+        changes nothing else."""
         schemas, targets = before.schemas, before.targets
         if schema_rows is not None:
             schemas = build_schemas(schema_rows, self._read_secret, before.schemas)
@@ -202,15 +209,7 @@ class HookCache:
                 for k, v in schemas.items()
             }
             _report_unsigned(before, schemas)
-        # A schema added changes no hook; one changed or gone means rebuilding them all.
-        unchanged = all(schemas.get(k) is v for k, v in before.schemas.items())
-        if rows is before.rows and unchanged:
-            by_event, by_id = before.by_event, before.by_id
-        elif unchanged and before.revision >= 0:
-            by_event, by_id = patch_hooks(before, rows, schemas, targets)
-        else:
-            by_event, by_id = build_hooks(rows, schemas, targets)
-        return Snapshot(revision, by_event, by_id, variables, schemas, targets, rows)
+        return Snapshot(revision, hooks, variables, schemas, targets)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self._pending.add(str(payload))
