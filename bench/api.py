@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
+from bench.workload import start_empty
 from worker.api import rights
-from worker.store import admin, connect, migrate
+from worker.store import admin, connect
 
 QUEUE = 900_001
 
@@ -25,11 +26,7 @@ async def seed(dsn: str, hooks: int) -> str:
     """Queue 900001 (offline queue: 7 events) with `hooks` hooks; returns an admin token."""
     conn = await connect(dsn)
     try:
-        await migrate(conn)
-        await conn.execute(
-            "TRUNCATE queue_hooks.hooks, queue_hooks.schemas, queue_hooks.queues"
-            " RESTART IDENTITY CASCADE"
-        )
+        await start_empty(conn)
         await conn.execute(
             "INSERT INTO queue_hooks.queues (id, domain_id, name, type) VALUES ($1, 1, 'bench', 0)",
             QUEUE,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import asyncpg
 import orjson
 
 from worker.broker import topology as t
@@ -58,16 +59,21 @@ class Target:
     timeout_ms: int = 10000
 
 
+async def start_empty(conn: asyncpg.Connection[Any]) -> None:
+    """The schema migrated and no queue, schema or hook left from an earlier run."""
+    await migrate(conn)
+    await conn.execute(
+        "TRUNCATE queue_hooks.hooks, queue_hooks.schemas, queue_hooks.queues"
+        " RESTART IDENTITY CASCADE"
+    )
+
+
 async def seed(dsn: str, targets: Sequence[Target], filler: int = 0) -> None:
     """Exactly these hooks (one `leaving` hook per target), plus `filler` hooks that never
     fire in the run (other queues), so the cache holds `len(targets) + filler` hooks."""
     conn = await connect(dsn)
     try:
-        await migrate(conn)
-        await conn.execute(
-            "TRUNCATE queue_hooks.hooks, queue_hooks.schemas, queue_hooks.queues"
-            " RESTART IDENTITY CASCADE"
-        )
+        await start_empty(conn)
         for i, target in enumerate(targets):
             await conn.execute(
                 "INSERT INTO queue_hooks.queues (id, domain_id, name, type) VALUES ($1, 1, $2, 0)"
