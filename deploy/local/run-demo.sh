@@ -8,15 +8,21 @@
 # this script. Everything the script starts runs in a session of its own (setsid), so the
 # signal reaches nothing else: no Python prints a KeyboardInterrupt traceback, no RabbitMQ
 # node dies in the middle of its boot. Between the steps only shell builtins run in the
-# terminal's process group, for the same reason. The trap only notes the request (so a child
-# started at that very moment is still recorded in `started`); the script acts on it at the
-# next step boundary (`wait` returns at once on a signal): it stops what it started, newest
-# first (SIGTERM: the worker finishes what it holds, contract §7; a services.sh still
-# starting stops what it launched), then the services, and exits 0, so make, interrupted
-# too, has nothing to report (a non-zero exit would make it print
-# `make: *** [Makefile:..: run] Error N`).
+# terminal's process group, for the same reason. The trap notes the request (so a child
+# started at that very moment is still recorded in `started`) and sends SIGTERM to the newest
+# child: a signal that comes just before `wait` begins does not interrupt it (bash runs the
+# trap first, then waits on), so the child must end for the wait to. The script acts on the
+# request at the next step boundary: it stops what it started, newest first (SIGTERM: the
+# worker finishes what it holds, contract §7; a services.sh still starting stops what it
+# launched), then the services, and exits 0, so make, interrupted too, has nothing to report
+# (a non-zero exit would make it print `make: *** [Makefile:..: run] Error N`).
 stopping=0
-trap 'stopping=1' INT TERM HUP
+started=() # pids (= session and process group ids) of what we started, newest last
+on_signal() {
+    stopping=1
+    if ((${#started[@]})); then kill -TERM "${started[-1]}" 2>/dev/null || true; fi
+}
+trap on_signal INT TERM HUP
 set -euo pipefail
 cd "${0%/*}/../.."
 BIN=.venv/bin
@@ -28,8 +34,6 @@ OFFSET=${QH_PORT_OFFSET:-0}
 DEMO_PORT=$((8099 + OFFSET))
 export QUEUE_HOOKS_METRICS_PORT=${QUEUE_HOOKS_METRICS_PORT:-$((9464 + OFFSET))}
 export QUEUE_HOOKS_API_PORT=${QUEUE_HOOKS_API_PORT:-$((8080 + OFFSET))}
-
-started=() # pids (= session and process group ids) of what we started, newest last
 
 stop_all() {
     local rc=$? i pid
@@ -79,7 +83,8 @@ launch() {
 step() {
     launch "$@"
     local pid=${started[-1]} status=0
-    wait "$pid" || status=$?
+    # (2>/dev/null: bash's "Terminated" for a child the trap stopped; make shows its output.)
+    wait "$pid" 2>/dev/null || status=$?
     checkpoint
     unset 'started[-1]'
     return "$status"
