@@ -26,12 +26,13 @@ from pamqp.body import ContentBody
 from pamqp.header import ContentHeader, ProtocolHeader
 from pamqp.heartbeat import Heartbeat
 
-import worker.broker  # noqa: F401  (installs the bulk receiver, as the worker does)
 from worker.broker import frames
 from worker.broker.frames import BulkFrameReceiver
 
 # aiormq's own receiver: install() replaced the module's name, the class is still there.
 ORIGINAL = cast(type[aiormq.connection.FrameReceiver], BulkFrameReceiver.__bases__[0])
+frames.install()  # as the worker does before it connects
+
 RECEIVERS: list[type[aiormq.connection.FrameReceiver]] = [ORIGINAL, BulkFrameReceiver]
 FRAME_MAX = 131072  # RabbitMQ's default: a larger body comes in several body frames
 

@@ -32,7 +32,6 @@ from worker import codec
 from worker.abc import Handler
 from worker.backoff import delays
 from worker.broker.acks import Acker
-from worker.broker import frames
 from worker.broker.batch import WaitPublisher
 from worker.broker.nodes import Nodes
 from worker.broker.topology import (
@@ -51,7 +50,6 @@ from worker.errors import Fatal, Permanent, one_line
 from worker.urls import amqp_nodes, scrub
 
 log = structlog.get_logger("queue_hooks.broker")
-frames.install()  # aiormq's receive, in bulk (worker/broker/frames.py)
 
 Headers = dict[str, Any]
 # Runs a message's handler on its deliveries and settles it: worker/settle.Settler.message.

@@ -87,5 +87,5 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
 
 
 def install() -> None:
-    """Idempotent; before any connection is made (worker/broker imports it)."""
+    """Idempotent; called before each of our connections is made (worker/broker/nodes.py)."""
     aiormq.connection.FrameReceiver = BulkFrameReceiver  # type: ignore[misc]
