@@ -34,6 +34,9 @@ _OVERHEAD = _HEADER.size + 1  # the header, and the frame-end octet after the pa
 
 
 class BulkFrameReceiver(aiormq.connection.FrameReceiver):
+    """One caller at a time, as aiormq calls it: the handshake in `Connection.connect`, then
+    the connection's reader task (aiormq's lock is left unused)."""
+
     def __init__(self, reader: asyncio.StreamReader) -> None:
         super().__init__(reader)
         self._pending = b""  # bytes read that do not yet make a whole frame
