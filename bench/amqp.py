@@ -2,7 +2,8 @@
 
     python -m bench.amqp [N]      # against the broker of QUEUE_HOOKS_AMQP_URL
 
-Consuming: publishes N benchmark events to a scratch queue, consumes and acks them each way.
+Consuming: publishes N benchmark events to a scratch queue, consumes and acks them each way:
+with aiormq's own frame receiver, then with the worker's (frames received in bulk).
 Publishing: N confirmed publishes, 256 in flight, of a deferred delivery (its body and
 headers) to a quorum queue, each way. Prints messages/s and this process's CPU time per
 message. The figures are in the README, Performance.
@@ -21,6 +22,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as amqp
 
 from bench.workload import leaving
+from worker.broker import frames
 from worker.settings import Settings
 
 QUEUE = "queue-hooks.bench.amqp"
@@ -136,6 +138,12 @@ async def main(n: int) -> None:
         for _ in range(2):
             rate, cpu = await measure(url, n, consume)
             print(f"{name:<20} {rate:>8.0f} messages/s {cpu * 1e6:>6.1f} us CPU/message")
+    frames.install()  # from here on, as the worker receives: in bulk (worker/broker/frames.py)
+    for _ in range(2):
+        rate, cpu = await measure(url, n, with_underlay)
+        print(
+            f"{'consume, bulk frames':<20} {rate:>8.0f} messages/s {cpu * 1e6:>6.1f} us CPU/message"
+        )
     for name, publish in (
         ("publish, aio-pika", publish_aio_pika),
         ("publish, underlay", publish_underlay),
