@@ -12,7 +12,7 @@ error line is cut, and a message's headers stay under HEADER_BUDGET in all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +35,12 @@ H_DEFERRED = "queue-hooks-deferred"
 # The event's occurred_at (unix seconds), for the lag metric: a retry reads it here rather
 # than parsing its whole body again.
 H_OCCURRED_AT = "queue-hooks-occurred-at"
-# A wait message carrying several deliveries: the headers of each, in the order of its lines.
+# A wait message carrying several deliveries, as the versions before 0.x wrote it (format 1,
+# still read): the headers of each in this AMQP table, in the order of the body's lines.
 H_JOBS = "queue-hooks-jobs"
+# A wait message carrying several deliveries in format 2: this header's value is 2, and the
+# headers of each travel in the body (see `pack`), not in an AMQP table.
+H_BATCH = "queue-hooks-batch"
 # The broker's own count of earlier deliveries of a message (quorum queues): poison counting.
 H_DELIVERY_COUNT = "x-delivery-count"
 
@@ -54,8 +58,10 @@ MAX_TEXT_CHARS = 1000  # any other text header of ours (a routing key is at most
 MAX_FOREIGN_VALUE = 4096  # a header of someone else's kept on a message we set aside
 HEADER_BUDGET = 32 << 10  # a message's headers in all, well below one 128 KiB frame
 
-BATCH_TYPE = "application/x-ndjson"
+BATCH_TYPE = "application/x-ndjson"  # format 1
+BATCH2_TYPE = "application/vnd.queue-hooks.batch"  # format 2
 JSON_TYPE = "application/json"
+WAIT_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +105,15 @@ class Delivery:
     def moved(
         self, *, attempts: int | None = None, tier: int | None = None, deferred: int | None = None
     ) -> Delivery:
-        """With its counts moved on (those given)."""
-        return replace(
-            self,
-            attempts=self.attempts if attempts is None else attempts,
-            tier=self.tier if tier is None else tier,
-            deferred=self.deferred if deferred is None else deferred,
-        )
+        """With its counts moved on (those given). Built directly: `dataclasses.replace`
+        cost a put-off delivery 3 % of its CPU (docs/receivers.md)."""
+        return Delivery(
+            self.hook_id, self.event_id, self.event, self.queue_id, self.body,
+            self.attempts if attempts is None else attempts,
+            self.tier if tier is None else tier,
+            self.deferred if deferred is None else deferred,
+            self.occurred_at,
+        )  # fmt: skip
 
     def headers(self) -> Headers:
         headers: Headers = {
@@ -160,21 +168,31 @@ def wait_headers(nxt: Delivery, error: str) -> Headers:
     return headers
 
 
-def pack(items: list[tuple[Headers, bytes]]) -> tuple[bytes, Headers, str]:
+def pack(items: list[tuple[Headers, bytes]], fmt: int = 2) -> tuple[bytes, Headers, str]:
     """(body, headers, content type) of one wait message carrying every item.
 
-    A batch is the bodies one per line (a body we built is compact JSON: never a raw newline)
-    and the headers of each, in the same order, in `queue-hooks-jobs`."""
+    A lone item is itself: its headers in the AMQP table, its body as it is. Several, in
+    format 2: one line of JSON, `{"jobs": [headers of each], "sizes": [bytes of each body]}`,
+    then the bodies back to back; the message's one header `queue-hooks-batch: 2`. The
+    headers go in the body because encoding them as an AMQP table (and decoding it on the way
+    back) was the dearest part of putting a delivery off (docs/receivers.md), and the body
+    has no frame to fit in. Format 1 (`fmt=1`, the versions before, for a rolling upgrade):
+    the bodies one per line (a body we built is compact JSON: never a raw newline), the
+    headers of each in the `queue-hooks-jobs` table."""
     if len(items) == 1:
         headers, body = items[0]
         return body, headers, JSON_TYPE
-    return b"\n".join(body for _h, body in items), {H_JOBS: [h for h, _b in items]}, BATCH_TYPE
+    if fmt == 1:
+        return b"\n".join(b for _h, b in items), {H_JOBS: [h for h, _b in items]}, BATCH_TYPE
+    head = orjson.dumps({"jobs": [h for h, _b in items], "sizes": [len(b) for _h, b in items]})
+    return b"".join([head, b"\n", *(b for _h, b in items)]), {H_BATCH: 2}, BATCH2_TYPE
 
 
 def unpack(headers: Mapping[str, Any], body: bytes) -> list[tuple[Headers, bytes]] | None:
-    """The (headers, body) of each delivery a batch carries; None when it is not a batch.
-
-    Raises ValueError when its headers and its lines disagree."""
+    """The (headers, body) of each delivery a batch carries, in either format; None when it
+    is not a batch. Raises ValueError when it does not hold together."""
+    if headers.get(H_BATCH) is not None:
+        return _unpack_2(headers[H_BATCH], body)
     tables = headers.get(H_JOBS)
     if tables is None:
         return None
@@ -182,6 +200,29 @@ def unpack(headers: Mapping[str, Any], body: bytes) -> list[tuple[Headers, bytes
     if not isinstance(tables, list) or len(tables) != len(bodies):
         raise ValueError(f"a batch whose {H_JOBS} header does not match its lines")
     return [(dict(h), b) for h, b in zip(tables, bodies, strict=True)]
+
+
+def _unpack_2(version: object, body: bytes) -> list[tuple[Headers, bytes]]:
+    if version != 2:
+        raise ValueError(f"a batch of format {version!r}, which this version cannot read")
+    end = body.find(b"\n")
+    try:
+        head = orjson.loads(body[:end] if end >= 0 else body)
+        jobs, sizes = head["jobs"], head["sizes"]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        raise ValueError("a batch whose first line is not its table of contents") from None
+    if (
+        not isinstance(jobs, list) or not isinstance(sizes, list) or len(jobs) != len(sizes)
+        or not all(isinstance(h, dict) for h in jobs)
+        or not all(isinstance(n, int) and n >= 0 for n in sizes)
+        or end < 0 or end + 1 + sum(sizes) != len(body)
+    ):  # fmt: skip
+        raise ValueError("a batch whose table of contents does not match its bodies")
+    items, at = [], end + 1
+    for h, n in zip(jobs, sizes, strict=True):
+        items.append((h, body[at : at + n]))
+        at += n
+    return items
 
 
 def inbounds(
