@@ -40,8 +40,8 @@ H_OCCURRED_AT = "queue-hooks-occurred-at"
 # for a dead letter whose hook is gone by then). The payload is built when it is attempted.
 H_BODY = "queue-hooks-body"
 H_SCHEMA_ID = "queue-hooks-schema-id"
-# A wait message carrying several deliveries, as the versions before 0.x wrote it (format 1,
-# still read): the headers of each in this AMQP table, in the order of the body's lines.
+# A wait message carrying several deliveries as the versions before wrote it (format 1, still
+# read): the headers of each in this AMQP table, in the order of the body's lines.
 H_JOBS = "queue-hooks-jobs"
 # A wait message carrying several deliveries in format 2: this header's value is 2, and the
 # headers of each travel in the body (see `pack`), not in an AMQP table.
@@ -66,7 +66,6 @@ HEADER_BUDGET = 32 << 10  # a message's headers in all, well below one 128 KiB f
 BATCH_TYPE = "application/x-ndjson"  # format 1
 BATCH2_TYPE = "application/vnd.queue-hooks.batch"  # format 2
 JSON_TYPE = "application/json"
-WAIT_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
