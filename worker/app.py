@@ -40,7 +40,8 @@ class Worker:
         self._fatal: BaseException | None = None
         self.broker = Broker(
             settings.amqp_url, settings.exchange, settings.retry_delays, settings.prefetch,
-            quorum_size=settings.quorum_group_size, on_fatal=self._on_fatal,
+            quorum_size=settings.quorum_group_size, wait_format=settings.wait_format,
+            on_fatal=self._on_fatal,
         )  # fmt: skip
         self.settler = Settler(self.broker, self.metrics, on_fatal=self._on_fatal)
         self.pipeline = Pipeline(settings, self.settler, self.cache, self.sender, self.metrics)

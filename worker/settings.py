@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # `queue-hooks run` supervises this many worker processes (1: the worker itself, no
     # supervisor; worker/supervisor.py).
     processes: int = Field(default=1, ge=1, le=64)
+    # How batches of deliveries are written to the wait queues (docs/wire-format.md): 2, their
+    # headers in the body; 1, as the versions before wrote them, for a rolling upgrade while
+    # older workers still consume queue-hooks.retry. Both are always read.
+    wait_format: Literal[1, 2] = 2
     quick_retries: int = Field(default=2, ge=0, le=5)  # in-process, within about a second
     cache_poll: Seconds = 1.0  # safety re-check of the hook revision if a NOTIFY is missed
     secret_grace: Seconds = 86400.0  # previous secret still signs after a rotation

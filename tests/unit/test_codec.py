@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from worker import codec
 from worker.codec import Delivery, Inbound
 
@@ -66,8 +68,22 @@ def test_a_message_set_aside_keeps_its_small_headers() -> None:
     assert "x-huge" not in headers and headers[codec.H_REASON] == "invalid"
 
 
-def test_a_batch_unpacks_to_what_was_packed() -> None:
+def test_a_batch_unpacks_to_what_was_packed_in_either_format() -> None:
     items = [(_delivery(hook_id=i).headers(), b'{"n":%d}' % i) for i in range(3)]
     body, headers, content_type = codec.pack(items)
-    assert content_type == codec.BATCH_TYPE
+    assert (headers, content_type) == ({codec.H_BATCH: 2}, codec.BATCH2_TYPE)
     assert codec.unpack(headers, body) == items
+    old_body, old_headers, old_type = codec.pack(items, fmt=1)  # what older versions wrote
+    assert old_type == codec.BATCH_TYPE and codec.H_JOBS in old_headers
+    assert codec.unpack(old_headers, old_body) == items
+
+
+def test_a_format_2_batch_carries_any_bytes_and_refuses_what_does_not_add_up() -> None:
+    items = [({codec.H_HOOK_ID: 1}, b'{\n"a": 1}\n'), ({codec.H_HOOK_ID: 2}, b"")]
+    body, headers, _type = codec.pack(items)
+    assert codec.unpack(headers, body) == items
+    for bad in (body[:-1], body + b"x", b"not json\n" + body, body.split(b"\n", 1)[0]):
+        with pytest.raises(ValueError):
+            codec.unpack(headers, bad)
+    with pytest.raises(ValueError, match="format 3"):
+        codec.unpack({codec.H_BATCH: 3}, body)

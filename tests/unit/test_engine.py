@@ -4,7 +4,7 @@ no database, no HTTP. The same paths run against the real services in the integr
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from worker.settle import Settler
 
 DELAYS = (0.3, 0.6)
 EVENT_ID = "2f1b6a52-5d0e-4c0e-9f4a-6f3c1b0d9e11"
+OTHER_ID = "7d444840-9dc8-11d1-b245-5ffdce74fad2"
 
 
 @dataclass
@@ -68,9 +69,11 @@ class FakeDeliverer:
 
     script: list[Attempt]
     posted: list[tuple[str, int]] = field(default_factory=list)  # (webhook id, attempt number)
+    bodies: list[bytes] = field(default_factory=list)
 
     async def post(self, target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt:
         self.posted.append((webhook_id, attempt))
+        self.bodies.append(body)
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
 
 
@@ -227,8 +230,9 @@ async def test_a_stray_retry_message_is_set_aside_invalid_and_acked() -> None:
     assert e.acked == [True] and not e.nacked and not e.stopped
 
 
-async def test_a_stalled_schema_defers_what_waits_without_a_request() -> None:
-    e = engine(schema_concurrency=1, schema_stall=0.01)
+async def put_off(e: Engine, inbound: Inbound) -> tuple[bytes, dict[str, Any], float]:
+    """`inbound` consumed while its schema's one request hangs: (body, headers, tier delay)
+    of its wait message."""
     release, posted = asyncio.Event(), asyncio.Event()
 
     async def hanging(target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt:
@@ -240,13 +244,62 @@ async def test_a_stalled_schema_defers_what_waits_without_a_request() -> None:
     e.deliverer.post = hanging  # type: ignore[method-assign]
     first = asyncio.ensure_future(e.consume(event_inbound()))
     await posted.wait()
-    await e.consume(event_inbound(id="7d444840-9dc8-11d1-b245-5ffdce74fad2"))
-    ((_body, headers, delay, _wait),) = e.publisher.waits
-    assert headers[codec.H_DEFERRED] == 1 and delay == DELAYS[0]
-    assert headers[codec.H_ATTEMPTS] == 0 and headers[codec.H_TIER] == 0
+    await e.consume(inbound)
     release.set()
     await first
     assert len(e.deliverer.posted) == 1 and e.acked == [True, True]
+    del e.deliverer.post  # answers from its script again
+    ((body, headers, delay, _wait),) = e.publisher.waits
+    return body, headers, delay
+
+
+async def test_a_stalled_schema_defers_what_waits_without_a_request() -> None:
+    e = engine(schema_concurrency=1, schema_stall=0.01)
+    _body, headers, delay = await put_off(e, event_inbound(id=OTHER_ID))
+    assert headers[codec.H_DEFERRED] == 1 and delay == DELAYS[0]
+    assert headers[codec.H_ATTEMPTS] == 0 and headers[codec.H_TIER] == 0
+
+
+RECEIVED = datetime(2026, 11, 30, 8, 0, 1, tzinfo=UTC)  # the AMQP timestamp: whole seconds
+
+
+@pytest.mark.parametrize("occurred", [{"occurred_at": "2026-11-24T10:00:00.250+03:00"}, {}])
+async def test_a_delivery_put_off_carries_its_event_and_is_attempted_with_the_same_payload(
+    occurred: dict[str, str],
+) -> None:
+    """Put off before any attempt, a delivery carries the event's body, not a payload; when
+    it comes back, the payload POSTed is the one it would have got at once (contract §5)."""
+    inbound = replace(event_inbound(id=OTHER_ID, **occurred), timestamp=RECEIVED)
+    at_once = engine(Attempt(204, 0.001))
+    await at_once.consume(inbound)
+    e = engine(schema_concurrency=1, schema_stall=0.01)
+    body, headers, _delay = await put_off(e, inbound)
+    assert body == inbound.body
+    assert headers[codec.H_BODY] == "event" and headers[codec.H_SCHEMA_ID] == 3
+    await e.consume(Inbound(body, headers, codec.JSON_TYPE, None, False, ""), retry=True)
+    assert e.deliverer.bodies == at_once.deliverer.bodies
+    assert e.deliverer.posted[-1] == (f"{OTHER_ID}:5", 1)
+
+
+async def test_a_delivery_put_off_whose_hook_is_gone_dies_with_its_payload() -> None:
+    e = engine(schema_concurrency=1, schema_stall=0.01)
+    inbound = replace(event_inbound(id=OTHER_ID), timestamp=RECEIVED)
+    body, headers, _delay = await put_off(e, inbound)
+    e.hooks.hooks.clear()
+    await e.consume(Inbound(body, headers, codec.JSON_TYPE, None, False, ""), retry=True)
+    ((dead, dead_headers, _type),) = e.publisher.dead
+    payload = orjson.loads(dead)
+    assert (payload["id"], payload["hook_id"], payload["schema_id"]) == (OTHER_ID, 5, 3)
+    assert payload["timestamp"].startswith("2026-11-30T08:00:01")
+    assert dead_headers[codec.H_REASON] == "disabled" and codec.H_BODY not in dead_headers
+
+
+async def test_in_wait_format_1_a_delivery_put_off_carries_its_payload() -> None:
+    """For a rolling upgrade: older workers read only payloads from the wait queues."""
+    e = engine(schema_concurrency=1, schema_stall=0.01, wait_format=1)
+    inbound = event_inbound(id=OTHER_ID)
+    body, headers, _delay = await put_off(e, inbound)
+    assert orjson.loads(body)["hook_id"] == 5 and codec.H_BODY not in headers
 
 
 # -- a schema whose secret cannot be read (defect 7) ----------------------------------------

@@ -73,6 +73,7 @@ class Broker:
     delays: tuple[float, ...]
     prefetch: int
     quorum_size: int | None = None  # x-quorum-initial-group-size of new quorum queues
+    wait_format: int = 2  # how wait batches are written (codec.pack); both are read
     # Called when a failover meets what no other node can mend (a queue declared with other
     # arguments): the worker stops with it (worker/app.py).
     on_fatal: Callable[[BaseException], None] = _stop_loudly
@@ -92,7 +93,7 @@ class Broker:
     _failover: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self._waits = WaitPublisher(self._publish_wait_now)
+        self._waits = WaitPublisher(self._publish_wait_now, self.wait_format)
         self._nodes = Nodes(amqp_nodes(self.url))
 
     def __repr__(self) -> str:

@@ -8,7 +8,9 @@ the next turn of the loop, as it always was, and looks as it always did. Under a
 receiver's whole share deferred) hundreds share one publish and one confirm, instead of costing
 the broker, and so every healthy receiver, one each (README, Performance: one receiver down).
 
-The form of a batch is the codec's (worker/codec.py: pack, unpack).
+The form of a batch is the codec's (worker/codec.py: pack, unpack): in format 2 the headers of
+each delivery travel in the body, in format 1 (the versions before, for a rolling upgrade) in one
+AMQP table, which must fit in a frame.
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ Headers = dict[str, Any]
 Publish = Callable[[bytes, Headers, str, float, float], Awaitable[None]]
 
 MAX_ITEMS = 200
-MAX_BYTES = 4 << 20
-# Every header of a message travels in one frame, 128 KiB by default (frame_max): a batch's
-# headers stay well below it, whatever the length of each delivery's last error.
+MAX_BYTES = 4 << 20  # of bodies; format 2 adds each delivery's headers, a few KiB at most
+# Format 1: every header of a message travels in one frame, 128 KiB by default (frame_max): a
+# batch's headers stay well below it, whatever the length of each delivery's last error.
 MAX_HEADER_BYTES = 64 << 10
 
 
 @dataclass
 class _Batch:
     done: asyncio.Future[None]
+    in_table: bool  # format 1: the headers go in one AMQP table, which must fit in a frame
     items: list[tuple[Headers, bytes]] = field(default_factory=list)
     size: int = 0
     header_size: int = 0
@@ -41,7 +44,8 @@ class _Batch:
     def add(self, headers: Headers, body: bytes) -> None:
         self.items.append((headers, body))
         self.size += len(body)
-        self.header_size += header_size(headers)
+        if self.in_table:
+            self.header_size += header_size(headers)
 
     @property
     def full(self) -> bool:
@@ -53,23 +57,25 @@ class _Batch:
 
 
 class WaitPublisher:
-    def __init__(self, publish: Publish) -> None:
+    def __init__(self, publish: Publish, fmt: int = 2) -> None:
         self._publish = publish
+        self._fmt = fmt  # the wait messages' format (codec.pack)
         self._open: dict[tuple[float, float], _Batch] = {}  # gathering, per queue and expiry
         self._out: dict[tuple[float, float], int] = {}  # publishes awaiting their confirm
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def put(self, body: bytes, headers: Headers, tier_delay: float, wait: float) -> None:
         """Returns once the broker holds the delivery; raises what its publish raised."""
-        if b"\n" in body:  # not one of our bodies: it cannot share a message
+        if self._fmt == 1 and b"\n" in body:  # format 1 is one body a line: it goes alone
             await self._publish(body, headers, JSON_TYPE, tier_delay, wait)
             return
         key = (tier_delay, wait)
         batch = self._open.get(key)
         if batch is None:
-            batch = self._open[key] = _Batch(asyncio.get_running_loop().create_future())
+            loop = asyncio.get_running_loop()
+            batch = self._open[key] = _Batch(loop.create_future(), in_table=self._fmt == 1)
             if key not in self._out:
-                asyncio.get_running_loop().call_soon(self._send, key, batch)
+                loop.call_soon(self._send, key, batch)
         batch.add(headers, body)
         if batch.full:
             self._send(key, batch)
@@ -87,7 +93,7 @@ class WaitPublisher:
 
     async def _publish_batch(self, key: tuple[float, float], batch: _Batch) -> None:
         try:
-            body, headers, content_type = pack(batch.items)
+            body, headers, content_type = pack(batch.items, self._fmt)
             await self._publish(body, headers, content_type, *key)
         except asyncio.CancelledError:
             batch.done.cancel()

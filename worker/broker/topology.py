@@ -17,6 +17,7 @@ BINDING_KEY = "queue.#"
 # The headers are the codec's (worker/codec.py); named here too for the ops commands and tests.
 from worker.codec import (  # noqa: E402
     H_ATTEMPTS,
+    H_BATCH,
     H_DEFERRED,
     H_ERROR,
     H_EVENT,
@@ -35,6 +36,7 @@ __all__ = [
     "DEAD_QUEUE",
     "EVENTS_QUEUE",
     "H_ATTEMPTS",
+    "H_BATCH",
     "H_DEFERRED",
     "H_ERROR",
     "H_EVENT",
