@@ -62,6 +62,7 @@ class Bench:
         self.figures: dict[str, Any] = {}
         self.run_no = 0
         self.cpu = 0.0  # CPU seconds the last drained worker used while draining
+        self.usage: dict[str, float] = {}  # and where the machine's time went meanwhile
 
     def events(self, count: int, queues: tuple[int, ...] = (1,)) -> list[tuple[int, bytes]]:
         self.run_no += 1
@@ -84,6 +85,7 @@ class Bench:
         """
         await worker.start(self.broker, consumers)
         self.cpu = worker.cpu_seconds()
+        usage = procs.Usage(self._pids(worker))
         try:
             deadline = time.monotonic() + within
             while (got := await self.rx.count(path)) < count:
@@ -94,11 +96,20 @@ class Bench:
                     self.cpu = 0.0  # a run cut short says nothing per event
                     return got / (time.time() - seg["first"])
                 worker.sample_rss()
-                await asyncio.sleep(0.2)
+                usage.sample()
+                await asyncio.sleep(0.05)
             self.cpu = worker.cpu_seconds() - self.cpu
+            seg = (await self.rx.stats())[path]
+            self.usage = usage.shares(seg["first"], seg["last"])
             return await self.rx.rate(path)
         finally:
             await worker.stop()
+
+    def _pids(self, worker: Worker) -> dict[str, int]:
+        assert worker.proc is not None and self.rx.proc is not None
+        pids = {"worker": worker.proc.pid, "receiver": self.rx.proc.pid, "bench": os.getpid()}
+        rabbitmq = procs.rabbitmq_pid()
+        return pids | ({"rabbitmq": rabbitmq} if rabbitmq else {})
 
     # -- the figures ------------------------------------------------------------------------
     async def ceiling(self) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,68 @@ import orjson
 from bench.workload import Broker
 
 LOGS = Path(".local/bench")
+# Written by the Erlang VM of the bench profile's RabbitMQ (deploy/local/services.sh).
+RABBITMQ_PID = Path(".local/bench/rabbitmq/rabbitmq.pid")
+
+
+def cpu_seconds_of(pid: int, kernel_only: bool = False) -> float:
+    """User plus system CPU time a process has used so far (0 once it is gone); with
+    `kernel_only`, the system part alone (system calls: sends, receives, wake-ups)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[12]) + (0 if kernel_only else int(fields[11]))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, idle) clock ticks of all cores since boot (/proc/stat's first line)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, idle
+
+
+class Usage:
+    """Where a phase's wall time went: each process's CPU seconds over the phase's seconds,
+    i.e. in cores (1.0 = one core busy the whole phase; the machine has os.cpu_count()).
+    `other` is what the machine did besides these processes (other helpers, PostgreSQL),
+    `idle` what no one used; `worker_kernel` the worker's system time, a part of its own.
+    Sampled as the phase goes, so that the shares are taken between the first and the last
+    arrival at the receiver, not over the worker's start or the tail."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.samples: list[tuple[float, dict[str, float], tuple[int, int]]] = []
+        self.sample()
+
+    def sample(self) -> None:
+        cpu = {name: cpu_seconds_of(pid) for name, pid in self.pids.items()}
+        if "worker" in self.pids:
+            cpu["worker_kernel"] = cpu_seconds_of(self.pids["worker"], kernel_only=True)
+        self.samples.append((time.time(), cpu, _machine_ticks()))
+
+    def shares(self, first: float, last: float) -> dict[str, float]:
+        """Between the last sample before `first` and the first one after `last` (wall
+        clock, as the receiver's arrivals); the whole run when there are too few."""
+        self.sample()
+        inside = [s for s in self.samples if s[0] <= first] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= last] or self.samples[-1:]
+        (t0, cpu0, ticks0), (t1, cpu1, ticks1) = inside[-1], after[0]
+        wall, hz = max(t1 - t0, 1e-9), os.sysconf("SC_CLK_TCK")
+        out = {name: (cpu1[name] - cpu0[name]) / wall for name in self.pids}
+        out["other"] = max(0.0, (ticks1[0] - ticks0[0]) / hz / wall - sum(out.values()))
+        if "worker_kernel" in cpu0:  # a part of the worker's, not counted twice above
+            out["worker_kernel"] = (cpu1["worker_kernel"] - cpu0["worker_kernel"]) / wall
+        out["idle"] = (ticks1[1] - ticks0[1]) / hz / wall
+        return {name: round(share, 2) for name, share in out.items()}
+
+
+def rabbitmq_pid() -> int | None:
+    try:
+        return int(RABBITMQ_PID.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class Receiver:
@@ -123,8 +186,7 @@ class Worker:
     def cpu_seconds(self) -> float:
         """User plus system CPU time the worker has used so far."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds_of(self.proc.pid)
 
     def sample_rss(self) -> float:
         """Peak resident set size so far (VmHWM), in MB."""

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 RATE_LIMIT = 1000.0  # per second; --quick: 100
 DEGRADE_SECONDS = 9.0  # measured after a third of it; --quick: 2
+# The hookless phases' CPU, in cores between the first and the last delivery (bench/procs.py
+# Usage): the worker (and its part in the kernel), the broker, the receiver, this process.
+USAGE_OF = ("worker", "worker_kernel", "rabbitmq", "receiver", "bench", "other", "idle")
 EVENTS_OF_TYPE_0 = ("joined", "answered", "offering", "bridged", "missed", "leaving", "processing")
 
 
@@ -53,16 +56,27 @@ async def alone_and_hookless(bench: Bench) -> None:
     await bench.broker.publish(bench.events(n))
     alone = await bench.drain(Worker("rx-alone"), "/fast/1", n, 600)
     per_delivery = bench.cpu / n  # the worker's CPU seconds per delivered event
+    usage = {"alone": bench.usage}
     await bench.fresh([Target(1, bench.rx.url("/fast/1"))])  # queue 2 has no hook
     await bench.broker.publish(bench.events(n, queues=(1, 2)))
     beside = await bench.drain(Worker("rx-hookless"), "/fast/1", n // 2, 600)
+    usage["hookless"] = bench.usage
     f = bench.figures
+    for phase, shares in usage.items():  # in cores: is the worker the one that is short?
+        for proc in USAGE_OF:
+            f[f"rx_{phase}_{proc}_cores"] = shares.get(proc, "n/a")
     f["rx_alone_per_s"], f["rx_hookless_per_s"] = round(alone), round(beside)
     f["rx_hookless_ratio"] = round(beside / alone, 3)
     # What the worker's own CPU says, whatever the neighbours do: a hookless event's share of
     # the second run once its deliveries are counted at the first run's cost.
     f["rx_delivery_cpu_us"] = round(per_delivery * 1e6)
     f["rx_hookless_cpu_us"] = round((bench.cpu - per_delivery * n / 2) / (n / 2) * 1e6)
+    # The worker is the one busy process (one core, the rest of the machine mostly idle): a
+    # neighbour that takes part of its core in one phase moves the ratio by as much. At equal
+    # worker CPU, the ratio is what the two phases' costs make it.
+    cores = usage["alone"].get("worker"), usage["hookless"].get("worker")
+    if cores[0] and cores[1]:
+        f["rx_hookless_ratio_per_core"] = round(beside / cores[1] / (alone / cores[0]), 3)
 
 
 async def dead_half(bench: Bench) -> None:
@@ -215,8 +229,14 @@ ROWS: list[tuple[str, str, str, str | None]] = [
     ("healthy schema alone", "rx_alone_per_s", "deliveries/s", None),
     ("healthy, half the events hookless", "rx_hookless_per_s", "deliveries/s", None),
     ("hookless half: healthy keeps", "rx_hookless_ratio", "", ">= 0.75"),
+    ("the same, per worker core", "rx_hookless_ratio_per_core", "", None),
     ("worker CPU per delivered event", "rx_delivery_cpu_us", "us", None),
     ("worker CPU per hookless event", "rx_hookless_cpu_us", "us", None),
+    *(
+        (f"{phase} phase: {proc.replace('_', ' ')} CPU", f"rx_{phase}_{proc}_cores", "cores", None)
+        for phase in ("alone", "hookless")
+        for proc in USAGE_OF
+    ),
     ("healthy, half to a dead receiver", "rx_dead_per_s", "deliveries/s", None),
     ("dead half / hookless half", "rx_dead_ratio", "", ">= 0.9"),
     ("worker CPU per dead receiver's event", "rx_dead_cpu_us", "us", None),
