@@ -35,11 +35,6 @@ H_DEFERRED = "queue-hooks-deferred"
 # The event's occurred_at (unix seconds), for the lag metric: a retry reads it here rather
 # than parsing its whole body again.
 H_OCCURRED_AT = "queue-hooks-occurred-at"
-# A delivery put off before it was ever attempted carries the event's body as it was received,
-# not the payload: `queue-hooks-body: event`, and its hook's schema (the payload's `schema_id`,
-# for a dead letter whose hook is gone by then). The payload is built when it is attempted.
-H_BODY = "queue-hooks-body"
-H_SCHEMA_ID = "queue-hooks-schema-id"
 # A wait message carrying several deliveries as the versions before wrote it (format 1, still
 # read): the headers of each in this AMQP table, in the order of the body's lines.
 H_JOBS = "queue-hooks-jobs"
@@ -51,7 +46,7 @@ H_DELIVERY_COUNT = "x-delivery-count"
 
 OURS = frozenset(
     {H_REASON, H_ERROR, H_ATTEMPTS, H_EVENT_ID, H_HOOK_ID, H_QUEUE_ID, H_EVENT, H_TIER,
-     H_ROUTING_KEY, H_DEFERRED, H_OCCURRED_AT, H_BODY, H_SCHEMA_ID}
+     H_ROUTING_KEY, H_DEFERRED, H_OCCURRED_AT}
 )  # fmt: skip
 # A failed delivery sent back by `dlq replay` keeps what the retry consumer reads; the reason
 # and error of its death are dropped, and its tier starts again at 0.
@@ -90,11 +85,7 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One delivery: an event's body for one hook, and how far its series has come.
-
-    `body` is the payload POSTed (contract §5), or, while `unbuilt`, the event's own body as it
-    was received: a delivery put off before its first attempt is not worth a payload
-    (docs/receivers.md), which is built from it once it is attempted or dies."""
+    """One delivery: an event's body for one hook, and how far its series has come."""
 
     hook_id: int
     event_id: str
@@ -104,10 +95,7 @@ class Delivery:
     attempts: int = 0  # HTTP requests made so far
     tier: int = 0  # wait tiers gone through so far
     deferred: int = 0  # times put off because its schema was at its limit (no request made)
-    occurred_at: float | None = None  # unix seconds, for the lag metric (and an unbuilt
-    # delivery's receipt time, the payload's timestamp when the event has no occurred_at)
-    unbuilt: bool = False
-    schema_id: int | None = None  # known while unbuilt: its payload's schema_id
+    occurred_at: float | None = None  # unix seconds, for the lag metric
 
     @property
     def webhook_id(self) -> str:
@@ -123,14 +111,7 @@ class Delivery:
             self.attempts if attempts is None else attempts,
             self.tier if tier is None else tier,
             self.deferred if deferred is None else deferred,
-            self.occurred_at, self.unbuilt, self.schema_id,
-        )  # fmt: skip
-
-    def built(self, payload: bytes) -> Delivery:
-        """With its payload instead of the event's body."""
-        return Delivery(
-            self.hook_id, self.event_id, self.event, self.queue_id, payload, self.attempts,
-            self.tier, self.deferred, self.occurred_at,
+            self.occurred_at,
         )  # fmt: skip
 
     def headers(self) -> Headers:
@@ -146,9 +127,6 @@ class Delivery:
             headers[H_DEFERRED] = self.deferred
         if self.occurred_at is not None:
             headers[H_OCCURRED_AT] = self.occurred_at
-        if self.unbuilt:
-            headers[H_BODY] = "event"
-            headers[H_SCHEMA_ID] = self.schema_id
         return headers
 
     @classmethod
@@ -156,9 +134,6 @@ class Delivery:
         """Raises KeyError, ValueError or TypeError for a message that is not one of ours."""
         h = inbound.headers
         occurred = h.get(H_OCCURRED_AT)
-        unbuilt = _text(h.get(H_BODY, "")) == "event"
-        if unbuilt and occurred is None:
-            raise ValueError(f"an event's body without its {H_OCCURRED_AT}")
         return cls(
             hook_id=int(h[H_HOOK_ID]),
             event_id=_text(h.get(H_EVENT_ID, "")),
@@ -169,8 +144,6 @@ class Delivery:
             tier=int(h.get(H_TIER, 0)),
             deferred=int(h.get(H_DEFERRED, 0)),
             occurred_at=None if occurred is None else float(occurred),
-            unbuilt=unbuilt,
-            schema_id=int(h[H_SCHEMA_ID]) if unbuilt else None,
         )
 
 
@@ -286,10 +259,7 @@ def _size(value: object) -> int:
 
 # -- what dies -----------------------------------------------------------------------------
 def dead_delivery(delivery: Delivery, reason: str, error: str) -> Headers:
-    """A failed delivery: its own headers, with why it died. Its body is the payload
-    (contract §6): an unbuilt delivery is built before it dies (worker/pipeline.py)."""
-    if delivery.unbuilt:
-        raise ValueError("a dead letter carries the payload, not the event's body")
+    """A failed delivery: its own headers, with why it died."""
     headers = delivery.headers()
     headers[H_REASON] = reason
     headers[H_ERROR] = cut(error, MAX_ERROR_CHARS)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -79,20 +78,12 @@ class Pipeline:
         self.metrics.event_consumed(event.event, "delivering" if hooks else "no_hooks")
         if not hooks:
             return
-        # Nothing of the payload is built yet: a delivery put off does not need it (_build).
-        source = _Source(event, received_at)
-        occurred = (event.occurred_at or received_at).timestamp()
-        deliveries = [
-            Delivery(hook.id, event.id, event.event, event.queue_id, inbound.body,
-                     occurred_at=occurred, unbuilt=True, schema_id=hook.schema.id)
-            for hook in hooks
-        ]  # fmt: skip
+        data = encode_data(event, self.hooks.queue_variables(event.queue_id))
+        deliveries = [_delivery(event, received_at, hook, data) for hook in hooks]
         if len(hooks) == 1:  # the common case: no gather, no extra task
-            await self._run(deliveries[0], hooks[0], source)
+            await self._run(deliveries[0], hooks[0])
             return
-        await asyncio.gather(
-            *(self._run(d, h, source) for d, h in zip(deliveries, hooks, strict=True))
-        )
+        await asyncio.gather(*(self._run(d, h) for d, h in zip(deliveries, hooks, strict=True)))
 
     # -- retries --------------------------------------------------------------------------
     async def on_retry(self, inbound: Inbound) -> None:
@@ -107,34 +98,26 @@ class Pipeline:
         hook = self.hooks.hook(delivery.hook_id)
         if hook is None:
             error = f"hook {delivery.hook_id} is disabled or deleted"
-            delivery = self._build(delivery, delivery.schema_id or 0, None)
             await self.settle.delivery(delivery, Dead("disabled", error), time.time())
             return
-        await self._run(delivery, hook, None)
+        await self._run(delivery, hook)
 
     # -- one hook's delivery, start to settled ----------------------------------------------
-    async def _run(self, delivery: Delivery, hook: Hook, source: _Source | None) -> None:
-        outcome, delivery = await self._outcome(delivery, hook, source)
-        if isinstance(outcome, Dead):  # a dead letter carries the payload (contract §6)
-            delivery = self._build(delivery, hook.schema.id, source)
+    async def _run(self, delivery: Delivery, hook: Hook) -> None:
+        outcome, delivery = await self._outcome(delivery, hook)
         await self.settle.delivery(delivery, outcome, time.time())
         if isinstance(outcome, Dead) and outcome.reason == "gone":
             await self.hooks.disable(hook.id)
 
-    async def _outcome(
-        self, delivery: Delivery, hook: Hook, source: _Source | None
-    ) -> tuple[Outcome, Delivery]:
+    async def _outcome(self, delivery: Delivery, hook: Hook) -> tuple[Outcome, Delivery]:
         delays = self.settings.retry_delays
         if hook.schema.secret_error:  # never sent unsigned (issue 12, defect 7)
-            delivery = self._older_format(delivery, hook, source)
             return not_signable(delivery, delays, hook.schema.secret_error), delivery
         slot = await self.admission.enter(hook.schema)
         if isinstance(slot, PutOff):
-            delivery = self._older_format(delivery, hook, source)
             return self._put_off(delivery, hook, slot), delivery
         attempt: Attempt | None = None
         try:
-            delivery = self._build(delivery, hook.schema.id, source)
             attempt, delivery = await self._attempts(delivery, hook, slot)
         finally:
             self.admission.leave(slot, attempt)
@@ -184,32 +167,6 @@ class Pipeline:
         result: Attempt = await retrying(next_result)
         return result, delivery.moved(attempts=made)
 
-    def _build(self, delivery: Delivery, schema_id: int, source: _Source | None) -> Delivery:
-        """Its payload, from the event it carries, once it is attempted or dies: a delivery
-        put off (a dead receiver's whole share) never pays for one. Built from the event as
-        parsed on arrival, or, back from a wait queue, parsed again (it was valid then)."""
-        if not delivery.unbuilt:
-            return delivery
-        if source is None:
-            try:
-                event = parse_event(delivery.body, self.settings.max_event_bytes)
-            except InvalidEvent as exc:  # valid when it came: not one this version takes
-                raise Permanent(f"the event of a delivery put off: {exc.error}") from None
-            assert delivery.occurred_at is not None  # Delivery.read requires it
-            source = _Source(event, datetime.fromtimestamp(delivery.occurred_at, UTC))
-        if source.data is None:  # once for all the hooks of the event
-            queue_variables = self.hooks.queue_variables(source.event.queue_id)
-            source.data = encode_data(source.event, queue_variables)
-        body = build_body(source.event, source.received_at, delivery.hook_id, schema_id,
-                          source.data)  # fmt: skip
-        return delivery.built(body)
-
-    def _older_format(self, delivery: Delivery, hook: Hook, source: _Source | None) -> Delivery:
-        """Waiting in format 1 (a rolling upgrade): older workers read a payload only."""
-        if self.settings.wait_format == 1:
-            return self._build(delivery, hook.schema.id, source)
-        return delivery
-
     def _put_off(self, delivery: Delivery, hook: Hook, off: PutOff) -> Wait:
         """Not attempted (an open circuit, a rate limit far below the arrivals, a schema whose
         requests stopped finishing): rather than hold it in memory (and its event unacked),
@@ -243,14 +200,10 @@ class Pipeline:
         )
 
 
-@dataclass(slots=True)
-class _Source:
-    """The event a delivery's payload is built from, and its `data` once encoded (the same
-    for every hook of the event)."""
-
-    event: Event
-    received_at: datetime
-    data: bytes | None = None
+def _delivery(event: Event, received_at: datetime, hook: Hook, data: bytes) -> Delivery:
+    body = build_body(event, received_at, hook.id, hook.schema.id, data)
+    occurred = (event.occurred_at or received_at).timestamp()
+    return Delivery(hook.id, event.id, event.event, event.queue_id, body, occurred_at=occurred)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -69,35 +69,6 @@ async def test_deliveries_waiting_together_share_a_message_and_come_back_each_on
     assert await platform.depth(t.DEAD_QUEUE) == 0
 
 
-async def test_deliveries_put_off_with_their_events_come_back_as_their_payloads(
-    db: Conn, receiver: Receiver, broker: Broker, start_worker: StartWorker
-) -> None:
-    """Put off before any attempt, a delivery waits with its event's body as received (here
-    indented, newlines and all); back from the wait queue, its payload is built and POSTed."""
-    await seed_queue(db, 1, 1)
-    schema_id = await seed_schema(db, receiver.url())
-    hook = await seed_hook(db, 1, "joined", schema_id)
-    await start_worker(retry_delays=(DELAY,))
-    ids = [str(uuid.uuid4()) for _ in range(4)]
-    events = [
-        orjson.dumps({"id": i, "event": "joined", "queue_id": 1, "channel": "call",
-                      "occurred_at": "2026-11-24T10:00:00Z"}, option=orjson.OPT_INDENT_2)
-        for i in ids
-    ]  # fmt: skip
-    batch = [
-        Delivery(hook, i, "joined", 1, e, occurred_at=0.0, unbuilt=True, schema_id=schema_id)
-        for i, e in zip(ids, events, strict=True)
-    ]
-    await put_together(broker, batch)
-    got = await receiver.wait_for(4, within=15)
-    payloads = {r.webhook_id: orjson.loads(r.body) for r in got}
-    assert set(payloads) == {f"{i}:{hook}" for i in ids}
-    for i in ids:
-        payload = payloads[f"{i}:{hook}"]
-        assert (payload["id"], payload["hook_id"], payload["schema_id"]) == (i, hook, schema_id)
-        assert payload["timestamp"].startswith("2026-11-24T10:00:00")
-
-
 async def test_a_batch_never_outgrows_the_frame_its_headers_travel_in(
     db: Conn, platform: Platform, receiver: Receiver, broker: Broker, start_worker: StartWorker
 ) -> None:

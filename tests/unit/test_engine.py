@@ -4,7 +4,7 @@ no database, no HTTP. The same paths run against the real services in the integr
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -260,46 +260,13 @@ async def test_a_stalled_schema_defers_what_waits_without_a_request() -> None:
     assert headers[codec.H_ATTEMPTS] == 0 and headers[codec.H_TIER] == 0
 
 
-RECEIVED = datetime(2026, 11, 30, 8, 0, 1, tzinfo=UTC)  # the AMQP timestamp: whole seconds
-
-
-@pytest.mark.parametrize("occurred", [{"occurred_at": "2026-11-24T10:00:00.250+03:00"}, {}])
-async def test_a_delivery_put_off_carries_its_event_and_is_attempted_with_the_same_payload(
-    occurred: dict[str, str],
-) -> None:
-    """Put off before any attempt, a delivery carries the event's body, not a payload; when
-    it comes back, the payload POSTed is the one it would have got at once (contract §5)."""
-    inbound = replace(event_inbound(id=OTHER_ID, **occurred), timestamp=RECEIVED)
-    at_once = engine(Attempt(204, 0.001))
-    await at_once.consume(inbound)
-    e = engine(schema_concurrency=1, schema_stall=0.01)
-    body, headers, _delay = await put_off(e, inbound)
-    assert body == inbound.body
-    assert headers[codec.H_BODY] == "event" and headers[codec.H_SCHEMA_ID] == 3
-    await e.consume(Inbound(body, headers, codec.JSON_TYPE, None, False, ""), retry=True)
-    assert e.deliverer.bodies == at_once.deliverer.bodies
-    assert e.deliverer.posted[-1] == (f"{OTHER_ID}:5", 1)
-
-
-async def test_a_delivery_put_off_whose_hook_is_gone_dies_with_its_payload() -> None:
-    e = engine(schema_concurrency=1, schema_stall=0.01)
-    inbound = replace(event_inbound(id=OTHER_ID), timestamp=RECEIVED)
-    body, headers, _delay = await put_off(e, inbound)
-    e.hooks.hooks.clear()
-    await e.consume(Inbound(body, headers, codec.JSON_TYPE, None, False, ""), retry=True)
-    ((dead, dead_headers, _type),) = e.publisher.dead
-    payload = orjson.loads(dead)
-    assert (payload["id"], payload["hook_id"], payload["schema_id"]) == (OTHER_ID, 5, 3)
-    assert payload["timestamp"].startswith("2026-11-30T08:00:01")
-    assert dead_headers[codec.H_REASON] == "disabled" and codec.H_BODY not in dead_headers
-
-
-async def test_in_wait_format_1_a_delivery_put_off_carries_its_payload() -> None:
-    """For a rolling upgrade: older workers read only payloads from the wait queues."""
-    e = engine(schema_concurrency=1, schema_stall=0.01, wait_format=1)
+@pytest.mark.parametrize("wait_format", [1, 2])
+async def test_a_delivery_put_off_carries_its_payload(wait_format: int) -> None:
+    """Built before admission (docs/receivers.md): what waits is what will be POSTed."""
+    e = engine(schema_concurrency=1, schema_stall=0.01, wait_format=wait_format)
     inbound = event_inbound(id=OTHER_ID)
     body, headers, _delay = await put_off(e, inbound)
-    assert orjson.loads(body)["hook_id"] == 5 and codec.H_BODY not in headers
+    assert orjson.loads(body)["hook_id"] == 5 and headers[codec.H_HOOK_ID] == 5
 
 
 # -- a schema whose secret cannot be read (defect 7) ----------------------------------------
