@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from tests.support.fixtures import StartWorker
-from tests.support.helpers import Conn, Platform, seed_hook, seed_queue, seed_schema
+from tests.support.helpers import Conn, Platform, holds, seed_hook, seed_queue, seed_schema
+from tests.support.proxy import Proxy
 from tests.support.receiver import Receiver
 from tests.support.settings import make_settings
 from worker.broker import Broker
@@ -140,3 +141,35 @@ def test_a_batch_unpacks_to_what_was_packed_and_one_item_is_no_batch() -> None:
     assert unpack(headers, body) is None
     with pytest.raises(ValueError, match="does not match"):
         unpack({t.H_JOBS: [{}]}, b"a\nb")
+
+
+async def test_a_put_off_while_the_connection_is_lost_fails_at_once_and_goes_once_back(
+    platform: Platform,
+) -> None:
+    """Between a lost connection and the failover's new one, the old robust channel waits for
+    a reconnect that never comes: a wait publish made then hung for ever, its event unacked
+    and every later batch of its wait queue queued behind it (seen in `make chaos`, a wait
+    queue's leader killed). It must fail at once (transient: the broker redelivers), and the
+    wait queue must take deliveries again once a node is back."""
+    settings = make_settings()
+    target = settings.amqp_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = target.rsplit(":", 1)
+    proxy = Proxy(host, int(port))
+    await proxy.start()
+    broker = Broker(
+        settings.amqp_url.replace(target, f"127.0.0.1:{proxy.port}"),
+        settings.exchange, (DELAY,), prefetch=1,
+    )  # fmt: skip
+    job = jobs(hook_id=1, count=1)[0]
+    try:
+        await broker.connect(attempts=3)
+        await proxy.cut()  # refused from now on: the failover keeps walking the nodes
+        await holds(lambda: not broker.connected)
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(broker.publish_wait(job.body, job.headers(), DELAY, DELAY), 10)
+        await proxy.start()
+        await holds(lambda: broker.connected, within=60)
+        await asyncio.wait_for(broker.publish_wait(job.body, job.headers(), DELAY, DELAY), 30)
+    finally:
+        await broker.close()
+        await proxy.cut()

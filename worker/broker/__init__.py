@@ -52,6 +52,11 @@ from worker.urls import amqp_nodes, scrub
 log = structlog.get_logger("queue_hooks.broker")
 
 Headers = dict[str, Any]
+# The longest a publish may take, its confirm included: a backstop, so that no message stays
+# unsettled for ever behind a publish its connection took down with it. A quorum queue
+# confirms within a leader election (seconds); past this the publish fails as transient and
+# its message is handed back (worker/settle.py).
+PUBLISH_TIMEOUT = 60.0
 # Runs a message's handler on its deliveries and settles it: worker/settle.Settler.message.
 Settle = Callable[
     [Handler, list[Inbound], Callable[[], None], Callable[[], Awaitable[None]]], Awaitable[None]
@@ -351,7 +356,9 @@ class Broker:
         message = aio_pika.Message(
             body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )
-        await exchange.publish(message, routing_key=routing_key, mandatory=True)
+        await exchange.publish(
+            message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT
+        )
 
     async def _publish_to(
         self,
@@ -377,8 +384,9 @@ class Broker:
         )
         raw = await self._channel(self._publish).get_underlay_channel()
         confirmation = await raw.basic_publish(
-            body, routing_key=queue, properties=properties, mandatory=True
-        )
+            body, routing_key=queue, properties=properties, mandatory=True,
+            timeout=PUBLISH_TIMEOUT,
+        )  # fmt: skip
         if not isinstance(confirmation, amqp.Basic.Ack):  # nacked: the broker did not take it
             raise aiormq.exceptions.DeliveryError(None, confirmation)  # type: ignore[arg-type]
 
@@ -399,9 +407,13 @@ class Broker:
             if not channel.is_closed:
                 await channel.close()
 
-    @staticmethod
-    def _channel(channel: AbstractRobustChannel | None) -> AbstractRobustChannel:
-        if channel is None:
+    def _channel(self, channel: AbstractRobustChannel | None) -> AbstractRobustChannel:
+        """One of our channels, only while its connection is up. A robust channel of a lost
+        connection waits for that connection to come back, and ours never does (the failover
+        makes a new one): a publish made in between would wait for ever, its events unacked
+        and every later batch of its wait queue behind it (batch.py). It fails now instead,
+        and the broker redelivers what the lost connection held."""
+        if channel is None or not self.connected:
             raise ConnectionError("not connected to the broker")
         return channel
 
