@@ -573,6 +573,14 @@ rmq_launch() {
     echo $! >"$RMQ_LAUNCHER_PID"
 }
 
+# Is the node still there, or the launcher rmq_launch just started? The launcher is checked
+# alive only: until its exec chain (subshell, setsid, env) reaches rabbitmq-server, its
+# environment is still ours, without the marker rmq_pid looks for (seen on a loaded machine:
+# a node-start that reported "exited during boot" while the node went on booting).
+rmq_booting() {
+    rmq_pid >/dev/null || pid_alive "$(cat "$RMQ_LAUNCHER_PID" 2>/dev/null || true)"
+}
+
 # Wait until the node has really booted: first cheaply for the AMQP listener (bailing
 # out at once if the VM dies), then `rabbitmqctl await_startup` to be sure.
 # Sets RMQ_WHY when it fails.
@@ -580,7 +588,7 @@ rmq_wait() {
     local deadline=$((SECONDS + TIMEOUT))
     RMQ_WHY=
     until listening "$AMQP_PORT"; do
-        rmq_pid >/dev/null || { RMQ_WHY="the node exited during boot"; return 1; }
+        rmq_booting || { RMQ_WHY="the node exited during boot"; return 1; }
         ((SECONDS < deadline)) || { RMQ_WHY="not up after ${TIMEOUT}s"; return 1; }
         sleep 0.2
     done
