@@ -48,6 +48,11 @@ def _transient() -> tuple[type[BaseException], ...]:
         # A multi-host URL whose hosts all answer, none of them read-write: a failover in
         # progress (the standby not yet promoted), not a wrong setting.
         asyncpg.TargetServerAttributeNotMatched,
+        # What asyncpg raises on a connection the server ended under it while it was idle,
+        # instead of the shutdown's own error (MagicStack/asyncpg#1069): "cannot switch to
+        # state 12; another operation (2) is in progress". Seen in `make chaos` (PostgreSQL
+        # stopped) stopping the worker. The connection is dropped and made again.
+        asyncpg.InternalClientError,
         aiormq.exceptions.AMQPConnectionError,
         aiormq.exceptions.ChannelInvalidStateError,
         aiormq.exceptions.ChannelClosed,
