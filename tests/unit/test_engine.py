@@ -46,6 +46,7 @@ class FakePublisher:
 class FakeHooks:
     hooks: dict[int, Hook] = field(default_factory=dict)
     disabled: list[int] = field(default_factory=list)
+    ready: bool = True
 
     async def wait_fresh(self) -> None:
         return None
