@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from typing import Any, cast
 
 import aiormq
@@ -29,14 +29,7 @@ from worker.broker.consumers import SyncFirstChannel
 ORIGINAL = aiormq.channel.Channel
 
 
-@pytest.fixture(autouse=True)
-async def no_task_left() -> AsyncIterator[None]:
-    """A channel starts its reader task at once: cancel what the test left."""
-    yield None
-    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in left:
-        task.cancel()
-    await asyncio.gather(*left, return_exceptions=True)
+pytestmark = pytest.mark.usefixtures("no_task_left")  # tests/unit/conftest.py
 
 
 def test_aiormq_builds_its_channels_by_the_module_name_install_replaces() -> None:
