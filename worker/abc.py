@@ -32,6 +32,11 @@ class Publisher(Protocol):
 class HookSource(Protocol):
     """The enabled hooks, in memory (worker/store/cache.py)."""
 
+    @property
+    def ready(self) -> bool:
+        """Fresh now: `wait_fresh` would not wait."""
+        ...
+
     async def wait_fresh(self) -> None: ...
 
     def hooks_for(self, queue_id: int, event: str) -> tuple[Hook, ...]: ...
@@ -60,6 +65,7 @@ class Deliverer(Protocol):
     async def post(self, target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt: ...
 
 
-Handler = Callable[["Inbound"], Awaitable[None]]
+# None: the delivery was handled synchronously (an event no hook wants), nothing to await.
+Handler = Callable[["Inbound"], Awaitable[None] | None]
 Ack = Callable[[], None]
 Nack = Callable[[], Awaitable[None]]

@@ -93,7 +93,7 @@ class Worker:
                 and await self._until_stopped(self.broker.connect())
             ):
                 await self.broker.consume(
-                    self.pipeline.on_event, self.pipeline.on_retry, self.settler.message
+                    self.pipeline.on_event, self.pipeline.on_retry, self.settler.message_now
                 )
                 self.consuming = True
                 log.info("worker consuming", prefetch=self.settings.prefetch)

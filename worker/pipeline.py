@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from tenacity import (
@@ -66,18 +68,37 @@ class Pipeline:
         self.admission = Admission(settings, metrics)  # circuits, rate limits, concurrency
 
     # -- events ---------------------------------------------------------------------------
-    async def on_event(self, inbound: Inbound) -> None:
-        received_at = _aware(inbound.timestamp) or datetime.now(UTC)
+    def on_event(self, inbound: Inbound) -> Coroutine[Any, Any, None] | None:
+        """None when the event is done with here and now: valid, the hooks fresh, and no hook
+        wants it (counted; the settling acks it), so no task or coroutine is made for it: most
+        events are that (docs/receivers.md). Otherwise the coroutine that handles it: an
+        invalid event's dead letter, a wait for the hooks, its deliveries."""
+        received_at = _aware(inbound.timestamp)
         try:
             event = parse_event(inbound.body, self.settings.max_event_bytes)
         except InvalidEvent as exc:
-            await self.settle.dead_event(inbound, exc.error, exc.event_id)
-            return
+            return self.settle.dead_event(inbound, exc.error, exc.event_id)
+        if not self.hooks.ready:
+            return self._when_fresh(event, received_at or datetime.now(UTC))
+        return self._deliveries(event, received_at)
+
+    async def _when_fresh(self, event: Event, received_at: datetime) -> None:
         await self.hooks.wait_fresh()
+        work = self._deliveries(event, received_at)
+        if work is not None:
+            await work
+
+    def _deliveries(
+        self, event: Event, received_at: datetime | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """The one place that decides whether any hook wants an event (and counts it)."""
         hooks = self.hooks.hooks_for(event.queue_id, event.event)
         self.metrics.event_consumed(event.event, "delivering" if hooks else "no_hooks")
         if not hooks:
-            return
+            return None
+        return self._deliver(event, received_at or datetime.now(UTC), hooks)
+
+    async def _deliver(self, event: Event, received_at: datetime, hooks: Sequence[Hook]) -> None:
         data = encode_data(event, self.hooks.queue_variables(event.queue_id))
         deliveries = [_delivery(event, received_at, hook, data) for hook in hooks]
         if len(hooks) == 1:  # the common case: no gather, no extra task

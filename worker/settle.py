@@ -14,8 +14,8 @@ an invalid event, a failed delivery, a stray message, a poison message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import assert_never
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, assert_never
 
 import structlog
 
@@ -100,19 +100,42 @@ class Settler:
         self, handler: Handler, inbounds: Sequence[Inbound], ack: Ack, nack: Nack
     ) -> None:
         """Runs the handler on each delivery the message carries, then acks or nacks it."""
+        work = self.message_now(handler, inbounds, ack, nack)
+        if work is not None:
+            await work
+
+    def message_now(
+        self, handler: Handler, inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+    ) -> Coroutine[Any, Any, None] | None:
+        """As `message`, as far as it goes without awaiting: None when the handler finished
+        synchronously and the message is acked; otherwise the coroutine that finishes it."""
         try:
-            if len(inbounds) == 1:
-                await handler(inbounds[0])
-            else:
-                await _all(handler, inbounds)
+            work = handler(inbounds[0]) if len(inbounds) == 1 else _all(handler, inbounds)
+        except Exception as exc:
+            return self._failed(exc, inbounds, ack, nack)
+        if work is None:
+            ack()
+            return None
+        return self._finish(work, inbounds, ack, nack)
+
+    async def _finish(
+        self, work: Awaitable[None], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+    ) -> None:
+        try:
+            await work
         except asyncio.CancelledError:
             await nack()  # shutdown past its grace: hand it back
             raise
         except Exception as exc:
-            outcome = after_error(classify(exc), one_line(exc), inbounds[0].deliveries)
-            await self._after_error(outcome, exc, inbounds, ack, nack)
+            await self._failed(exc, inbounds, ack, nack)
         else:
             ack()
+
+    async def _failed(
+        self, exc: Exception, inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+    ) -> None:
+        outcome = after_error(classify(exc), one_line(exc), inbounds[0].deliveries)
+        await self._after_error(outcome, exc, inbounds, ack, nack)
 
     async def _after_error(
         self, outcome: HandBack | Stop | SetAside, exc: Exception, inbounds: Sequence[Inbound],
@@ -140,7 +163,15 @@ class Settler:
 async def _all(handler: Handler, inbounds: Sequence[Inbound]) -> None:
     """A batch's deliveries run side by side, and all run to their end: one failing must not
     cut another short mid-request. The message is settled as one: the first error counts."""
-    results = await asyncio.gather(*(handler(i) for i in inbounds), return_exceptions=True)
+    results = await asyncio.gather(
+        *(_awaited(handler, i) for i in inbounds), return_exceptions=True
+    )
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+async def _awaited(handler: Handler, inbound: Inbound) -> None:
+    work = handler(inbound)
+    if work is not None:
+        await work

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator
 
 import aiormq
 import pytest
@@ -18,16 +17,7 @@ from aiormq.abc import ChannelFrame
 from pamqp import commands as amqp
 from pamqp import frame
 
-
-@pytest.fixture(autouse=True)
-async def no_task_left() -> AsyncIterator[None]:
-    """A channel starts its reader task at once: cancel it (and whatever else the test left)
-    before the loop closes, or the coroutine is collected unfinished ("never awaited")."""
-    yield None
-    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in left:
-        task.cancel()
-    await asyncio.gather(*left, return_exceptions=True)
+pytestmark = pytest.mark.usefixtures("no_task_left")  # tests/unit/conftest.py
 
 
 def test_channel_frame_marshall_takes_what_acks_passes() -> None:

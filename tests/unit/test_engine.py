@@ -46,6 +46,7 @@ class FakePublisher:
 class FakeHooks:
     hooks: dict[int, Hook] = field(default_factory=dict)
     disabled: list[int] = field(default_factory=list)
+    ready: bool = True
 
     async def wait_fresh(self) -> None:
         return None
@@ -353,3 +354,84 @@ async def test_a_cancelled_message_is_handed_back() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert e.nacked == [True] and not e.acked
+
+
+# -- settled synchronously: an event no hook wants (docs/receivers.md) ----------------------------
+def consumed(e: Engine, outcome: str, event: str = "joined") -> float:
+    return e.settler.metrics._event(event, outcome)._value.get()  # type: ignore[no-any-return]
+
+
+def test_an_event_no_hook_wants_is_acked_with_nothing_to_await() -> None:
+    e = engine(hooks=[hook()])
+    inbound = event_inbound(queue_id=13)  # the hook is queue 12's
+    work = e.settler.message_now(
+        e.pipeline.on_event, [inbound], lambda: e.acked.append(True), e._nack
+    )
+    assert work is None  # no coroutine, so no task: done here and now
+    assert e.acked == [True] and not e.nacked and not e.deliverer.posted
+    assert consumed(e, "no_hooks") == 1 and consumed(e, "delivering") == 0
+
+
+async def test_an_event_a_hook_wants_is_left_to_await_and_acked_after() -> None:
+    e = engine(Attempt(204, 0.001))
+    work = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound()], lambda: e.acked.append(True), e._nack
+    )
+    assert work is not None and not e.acked  # counted already, delivered when awaited
+    assert consumed(e, "delivering") == 1
+    await work
+    assert e.acked == [True] and e.deliverer.posted == [(f"{EVENT_ID}:5", 1)]
+
+
+async def test_an_invalid_event_takes_the_awaited_path_to_its_dead_letter() -> None:
+    e = engine(hooks=[])
+    work = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound(queue_id="x")], lambda: e.acked.append(True), e._nack
+    )
+    assert work is not None and not e.acked and not e.publisher.dead
+    await work
+    ((_body, headers, _type),) = e.publisher.dead
+    assert headers[codec.H_REASON] == "invalid" and e.acked == [True]
+    assert consumed(e, "invalid", "invalid") == 1 and consumed(e, "no_hooks") == 0
+
+
+async def test_hooks_not_fresh_are_waited_for_even_for_an_event_none_wants() -> None:
+    e = engine(Attempt(204, 0.001), hooks=[])
+    fresh = asyncio.Event()
+    e.hooks.ready = False
+
+    async def wait_fresh() -> None:
+        await fresh.wait()
+
+    e.hooks.wait_fresh = wait_fresh  # type: ignore[method-assign]
+    pending = [
+        e.settler.message_now(
+            e.pipeline.on_event, [event_inbound(queue_id=q)], lambda: e.acked.append(True),
+            e._nack,
+        )
+        for q in (12, 13)
+    ]  # fmt: skip
+    assert None not in pending and not e.acked
+    running = asyncio.gather(*(w for w in pending if w is not None))
+    await asyncio.sleep(0)
+    assert not e.acked and consumed(e, "no_hooks") == 0  # nothing decided on stale hooks
+    e.hooks.hooks[5] = hook()  # the reload brings queue 12's hook
+    e.hooks.ready = True
+    fresh.set()
+    await running
+    assert e.acked == [True, True]
+    assert e.deliverer.posted == [(f"{EVENT_ID}:5", 1)]  # queue 12's, on the fresh hooks
+    assert consumed(e, "delivering") == 1 and consumed(e, "no_hooks") == 1
+
+
+async def test_a_handler_raising_before_it_awaits_is_classified_as_ever() -> None:
+    e = engine()
+
+    def handler(_inbound: Inbound) -> None:
+        raise Permanent("refused at once")
+
+    work = e.settler.message_now(handler, [event_inbound()], lambda: e.acked.append(True), e._nack)
+    assert work is not None and not e.acked
+    await work
+    ((_b, headers, _t),) = e.publisher.dead
+    assert headers[codec.H_ERROR] == "refused at once" and e.acked == [True]

@@ -31,6 +31,7 @@ from pamqp import commands as amqp
 from worker import codec
 from worker.abc import Handler
 from worker.backoff import delays
+from worker.broker import consumers
 from worker.broker.acks import Acker
 from worker.broker.batch import WaitPublisher
 from worker.broker.nodes import Nodes
@@ -57,13 +58,15 @@ Headers = dict[str, Any]
 # confirms within a leader election (seconds); past this the publish fails as transient and
 # its message is handed back (worker/settle.py).
 PUBLISH_TIMEOUT = 60.0
-# Runs a message's handler on its deliveries and settles it: worker/settle.Settler.message.
+# Runs a message's handler on its deliveries and settles it: worker/settle.Settler.message_now.
+# None when that is done already (synchronously), otherwise what is left to await.
 Settle = Callable[
-    [Handler, list[Inbound], Callable[[], None], Callable[[], Awaitable[None]]], Awaitable[None]
+    [Handler, list[Inbound], Callable[[], None], Callable[[], Awaitable[None]]],
+    Awaitable[None] | None,
 ]
 
 
-def _settle_nothing(*_args: object) -> Awaitable[None]:
+def _settle_nothing(*_args: object) -> Awaitable[None] | None:
     raise RuntimeError("Broker.consume was not called")
 
 
@@ -264,8 +267,10 @@ class Broker:
         self._consumers = []
         for name, handler in self._handlers.items():
             dispatch = self._dispatcher(handler, batches=name == RETRY_QUEUE)
-            ok = await raw.basic_consume(name, dispatch)
+            # aiormq makes it a coroutine function first (tools.awaitable), which takes a None.
+            ok = await raw.basic_consume(name, dispatch)  # type: ignore[arg-type]
             assert ok.consumer_tag is not None
+            consumers.register(raw, ok.consumer_tag, dispatch)  # no task when none is needed
             self._consumers.append((raw, ok.consumer_tag))
 
     async def _on_reopen(self, *_args: object) -> None:
@@ -420,18 +425,26 @@ class Broker:
     # -- handing each message to the settling ---------------------------------------------------
     def _dispatcher(
         self, handler: Handler, batches: bool
-    ) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
-        async def dispatch(message: DeliveredMessage) -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self.in_flight.add(task)
-            try:
-                await self._dispatch(message, handler, batches)
-            finally:
-                if task is not None:
-                    self.in_flight.discard(task)
+    ) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None] | None]:
+        """A message settled synchronously (an event no hook wants) returns None: no task is
+        made for it (worker/broker/consumers.py), and its ack is planned already. Whatever
+        is left to await runs in a task that `drain` waits for."""
+
+        def dispatch(message: DeliveredMessage) -> Coroutine[Any, Any, None] | None:
+            work = self._dispatch(message, handler, batches)
+            return None if work is None else self._in_flight(work)
 
         return dispatch
+
+    async def _in_flight(self, work: Awaitable[None]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        try:
+            await work
+        finally:
+            if task is not None:
+                self.in_flight.discard(task)
 
     def _acker(self, message: DeliveredMessage) -> Acker:
         """Acks go on the channel the message came by: after a reconnect that one is closed,
@@ -443,7 +456,9 @@ class Broker:
             acker = self._ackers[id(channel)] = Acker(channel)
         return acker
 
-    async def _dispatch(self, message: DeliveredMessage, handler: Handler, batches: bool) -> None:
+    def _dispatch(
+        self, message: DeliveredMessage, handler: Handler, batches: bool
+    ) -> Awaitable[None] | None:
         tag = message.delivery_tag or 0
         acker = self._acker(message)
         acker.plan.deliver(tag)
@@ -455,7 +470,7 @@ class Broker:
             inbounds = codec.inbounds(*args, batches=batches)
         except ValueError as exc:  # a batch that does not hold together: not one of ours
             handler, inbounds = self._refuse(one_line(exc)), codec.inbounds(*args, batches=False)
-        await self._settle(
+        return self._settle(
             handler, inbounds, lambda: acker.ack(tag), lambda: _settled(acker.nack(tag))
         )
 

@@ -24,7 +24,7 @@ from aio_pika.connection import Connection
 from aio_pika.robust_connection import RobustConnection
 
 from worker.backoff import keep_trying
-from worker.broker import frames
+from worker.broker import consumers, frames
 from worker.errors import Fatal, is_transient, one_line
 from worker.urls import scrub, where
 
@@ -79,6 +79,7 @@ class Nodes:
 
     async def _round(self, connect: Callable[[str], Awaitable[C]]) -> C:
         frames.install()  # aiormq receives our connections' frames in bulk (frames.py)
+        consumers.install()  # and makes a task only for a message that needs one
         failures: list[str] = []
         for step in range(1, len(self.urls) + 1):
             index = (self.current + step) % len(self.urls)
