@@ -93,12 +93,16 @@ class Pipeline:
     ) -> Coroutine[Any, Any, None] | None:
         """The one place that decides whether any hook wants an event (and counts it)."""
         hooks = self.hooks.hooks_for(event.queue_id, event.event)
-        self.metrics.event_consumed(event.event, "delivering" if hooks else "no_hooks")
         if not hooks:
+            self.metrics.event_consumed(event.event, "no_hooks")
             return None
         return self._deliver(event, received_at or datetime.now(UTC), hooks)
 
     async def _deliver(self, event: Event, received_at: datetime, hooks: Sequence[Hook]) -> None:
+        # Counted here, in the step that enters each delivery's admission (a rate limit's
+        # deferral is counted as it is decided): an event counted as delivering has had its
+        # deliveries admitted or put off, as before these ran in a task of their own.
+        self.metrics.event_consumed(event.event, "delivering")
         data = encode_data(event, self.hooks.queue_variables(event.queue_id))
         deliveries = [_delivery(event, received_at, hook, data) for hook in hooks]
         if len(hooks) == 1:  # the common case: no gather, no extra task

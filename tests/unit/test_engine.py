@@ -377,9 +377,10 @@ async def test_an_event_a_hook_wants_is_left_to_await_and_acked_after() -> None:
     work = e.settler.message_now(
         e.pipeline.on_event, [event_inbound()], lambda: e.acked.append(True), e._nack
     )
-    assert work is not None and not e.acked  # counted already, delivered when awaited
-    assert consumed(e, "delivering") == 1
+    # Counted when its deliveries start, in the step that admits them (pipeline._deliver).
+    assert work is not None and not e.acked and consumed(e, "delivering") == 0
     await work
+    assert consumed(e, "delivering") == 1
     assert e.acked == [True] and e.deliverer.posted == [(f"{EVENT_ID}:5", 1)]
 
 
