@@ -73,13 +73,13 @@ class Pipeline:
         wants it (counted; the settling acks it), so no task or coroutine is made for it: most
         events are that (docs/receivers.md). Otherwise the coroutine that handles it: an
         invalid event's dead letter, a wait for the hooks, its deliveries."""
-        received_at = _aware(inbound.timestamp)
+        received_at = _aware(inbound.timestamp) or datetime.now(UTC)
         try:
             event = parse_event(inbound.body, self.settings.max_event_bytes)
         except InvalidEvent as exc:
             return self.settle.dead_event(inbound, exc.error, exc.event_id)
         if not self.hooks.ready:
-            return self._when_fresh(event, received_at or datetime.now(UTC))
+            return self._when_fresh(event, received_at)
         return self._deliveries(event, received_at)
 
     async def _when_fresh(self, event: Event, received_at: datetime) -> None:
@@ -88,15 +88,13 @@ class Pipeline:
         if work is not None:
             await work
 
-    def _deliveries(
-        self, event: Event, received_at: datetime | None
-    ) -> Coroutine[Any, Any, None] | None:
+    def _deliveries(self, event: Event, received_at: datetime) -> Coroutine[Any, Any, None] | None:
         """The one place that decides whether any hook wants an event (and counts it)."""
         hooks = self.hooks.hooks_for(event.queue_id, event.event)
         if not hooks:
             self.metrics.event_consumed(event.event, "no_hooks")
             return None
-        return self._deliver(event, received_at or datetime.now(UTC), hooks)
+        return self._deliver(event, received_at, hooks)
 
     async def _deliver(self, event: Event, received_at: datetime, hooks: Sequence[Hook]) -> None:
         # Counted here, in the step that enters each delivery's admission (a rate limit's
