@@ -47,7 +47,7 @@ from worker.broker.topology import (
     wait_queue,
 )
 from worker.codec import Inbound
-from worker.errors import Fatal, Permanent, one_line
+from worker.errors import Fatal, Permanent, Refused, one_line
 from worker.urls import amqp_nodes, scrub
 
 log = structlog.get_logger("queue_hooks.broker")
@@ -388,12 +388,17 @@ class Broker:
             timestamp=timestamp,
         )
         raw = await self._channel(self._publish).get_underlay_channel()
-        confirmation = await raw.basic_publish(
-            body, routing_key=queue, properties=properties, mandatory=True,
-            timeout=PUBLISH_TIMEOUT,
-        )  # fmt: skip
+        try:
+            confirmation = await raw.basic_publish(
+                body, routing_key=queue, properties=properties, mandatory=True,
+                timeout=PUBLISH_TIMEOUT,
+            )  # fmt: skip
+        except aiormq.exceptions.DeliveryError as exc:
+            if not isinstance(exc.frame, amqp.Basic.Nack):
+                raise  # returned unroutable (PublishError): no queue to wait for
+            confirmation = exc.frame
         if not isinstance(confirmation, amqp.Basic.Ack):  # nacked: the broker did not take it
-            raise aiormq.exceptions.DeliveryError(None, confirmation)  # type: ignore[arg-type]
+            raise Refused(f"the broker refused the publish to {queue} (basic.nack)")
 
     # -- for the metrics ------------------------------------------------------------------------
     async def queue_depths(self) -> dict[str, int]:
