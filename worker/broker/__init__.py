@@ -417,7 +417,7 @@ class Broker:
                 return  # renewed already, or a failover makes new channels anyway
             assert self._conn is not None
             self._publish = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
-        log.info("publishing on a new channel after a refusal")
+        log.debug("publishing on a new channel after a refusal")
         closing = asyncio.ensure_future(_close_when_confirmed(refused))
         self._background.add(closing)
         closing.add_done_callback(self._background.discard)
