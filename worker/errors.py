@@ -27,6 +27,12 @@ class Fatal(Exception):
     """Raised by our own code when the process cannot go on (e.g. misconfiguration)."""
 
 
+class Refused(Exception):
+    """The broker refused a publish (basic.nack) on a connection that is still up: a quorum
+    queue between two leaders, say. Transient; worker/settle.py makes that publish again
+    rather than hand its message back (which would call the event's other hooks again)."""
+
+
 @cache
 def _transient() -> tuple[type[BaseException], ...]:
     """Imported on first use, not with this module: the pure core (worker/policy.py) uses
@@ -72,6 +78,8 @@ def classify(exc: BaseException) -> Kind:
         return Kind.PERMANENT
     if isinstance(exc, Fatal):
         return Kind.FATAL
+    if isinstance(exc, Refused):
+        return Kind.TRANSIENT
     if isinstance(exc, _transient()):
         return Kind.TRANSIENT
     import asyncpg

@@ -12,6 +12,7 @@
 #   deploy/local/services.sh pg-primary cluster     (prints pg1 or pg2)
 #   deploy/local/services.sh leader cluster QUEUE   (prints the node leading a quorum queue)
 #   deploy/local/services.sh members cluster QUEUE  (prints its members: rabbit1 rabbit2 ...)
+#   deploy/local/services.sh rabbitmqctl PROFILE ARGS...  (rabbitmqctl on a running node)
 #
 # node-stop is a clean shutdown, node-kill a SIGKILL (of the whole PostgreSQL server),
 # node-start brings one node back (a RabbitMQ node rejoins its cluster by itself; a
@@ -40,13 +41,21 @@ usage() {
     echo "       $0 node-start|node-stop|node-kill PROFILE NODE" >&2
     echo "       $0 pg-promote|pg-primary cluster" >&2
     echo "       $0 leader|members cluster QUEUE" >&2
+    echo "       $0 rabbitmqctl PROFILE ARGS..." >&2
     exit 2
 }
 
-[[ $# -eq 2 || $# -eq 3 ]] || usage
+[[ $# -ge 2 ]] || usage
 ACTION=$1
 PROFILE=$2
-ARG=${3:-}
+ARG=
+CTL_ARGS=()
+if [[ $ACTION == rabbitmqctl ]]; then
+    CTL_ARGS=("${@:3}")
+else
+    [[ $# -le 3 ]] || usage
+    ARG=${3:-}
+fi
 ONLY= # stop: only this service (the fault tests stop one and start it again)
 case $PROFILE in
     cluster) RMQ_NODES=(rabbit1 rabbit2 rabbit3) PG_NODES=(pg1 pg2) ;;
@@ -61,6 +70,7 @@ case $ACTION in
         ;;
     pg-promote | pg-primary) [[ $PROFILE == cluster && -z $ARG ]] || usage ;;
     leader | members) [[ $PROFILE == cluster && -n $ARG ]] || usage ;;
+    rabbitmqctl) ((${#CTL_ARGS[@]})) || usage ;;
     *) usage ;;
 esac
 
@@ -815,6 +825,20 @@ rmq_queue_nodes() {
     die "no running node knows a quorum queue named $1"
 }
 
+# rabbitmqctl, with the node's environment (its cookie, its name), on the first node that runs:
+# the tests set policies with it (tests/integration/test_refused_publish.py).
+rmq_ctl() {
+    local n
+    for n in "${RMQ_NODES[@]}"; do
+        rmq_node "$n"
+        if rmq_pid >/dev/null; then
+            rmq rabbitmqctl "$@"
+            return
+        fi
+    done
+    die "no RabbitMQ node of the $PROFILE profile is running"
+}
+
 # --- Actions --------------------------------------------------------------------------
 # Undo a failed start: stop what this invocation started (silently: the failure is the news).
 undo_start() {
@@ -977,4 +1001,5 @@ case $ACTION in
     pg-primary) pg_primary ;;
     leader) rmq_queue_nodes "$ARG" leader ;;
     members) rmq_queue_nodes "$ARG" members ;;
+    rabbitmqctl) rmq_ctl "${CTL_ARGS[@]}" ;;
 esac

@@ -4,6 +4,7 @@ no database, no HTTP. The same paths run against the real services in the integr
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -11,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from worker import codec, policy
+from worker import backoff, codec, policy
 from worker.codec import Delivery, Inbound
 from worker.deliver import build_target
-from worker.errors import Fatal, Kind, Permanent
+from worker.errors import Fatal, Kind, Permanent, Refused
 from worker.metrics import Metrics
 from worker.model import Attempt, Hook, Schema
 from worker.pipeline import Pipeline
@@ -436,3 +437,92 @@ async def test_a_handler_raising_before_it_awaits_is_classified_as_ever() -> Non
     await work
     ((_b, headers, _t),) = e.publisher.dead
     assert headers[codec.H_ERROR] == "refused at once" and e.acked == [True]
+
+
+# -- a publish the broker refuses (issue 14) ------------------------------------------------------
+@dataclass
+class RefusingPublisher(FakePublisher):
+    """Refuses (basic.nack, the connection up) the first `refusals` publishes it is asked."""
+
+    refusals: int = 0
+    refused: int = 0
+
+    def _refuse(self) -> None:
+        if self.refused < self.refusals:
+            self.refused += 1
+            raise Refused("the broker refused the publish to queue-hooks.wait.0.3s (basic.nack)")
+
+    async def publish_wait(
+        self, body: bytes, headers: dict[str, Any], tier_delay: float, wait: float
+    ) -> None:
+        self._refuse()
+        await super().publish_wait(body, headers, tier_delay, wait)
+
+    async def publish_dead(
+        self, body: bytes, headers: dict[str, Any], content_type: str | None
+    ) -> None:
+        self._refuse()
+        await super().publish_dead(body, headers, content_type)
+
+
+@dataclass
+class ByUrl(FakeDeliverer):
+    """Answers each schema with its own attempt."""
+
+    answers: dict[str, Attempt] = field(default_factory=dict)
+
+    async def post(self, target: Any, body: bytes, webhook_id: str, attempt: int) -> Attempt:
+        self.posted.append((webhook_id, attempt))
+        return self.answers[str(target.url)]
+
+
+def refusing(refusals: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Engine, RefusingPublisher]:
+    """Queue 12's joined has two hooks: 5 to a healthy schema, 6 to one answering 500."""
+    monkeypatch.setattr(backoff, "delays", lambda: itertools.repeat(0.0))
+    healthy, failing = schema(), schema(id=4, url="https://failing.example/hook")
+    e = engine(hooks=[hook(healthy, 5), hook(failing, 6)])
+    publisher = RefusingPublisher(refusals=refusals)
+    e.publisher = e.settler.publisher = publisher
+    e.deliverer = e.pipeline.deliverer = ByUrl(
+        [], answers={healthy.url: Attempt(204, 0.001), failing.url: Attempt(500, 0.001)}
+    )
+    return e, publisher
+
+
+async def test_a_refused_wait_publish_is_made_again_not_the_event_handed_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: the refusal handed the event back, and each redelivery called the healthy hook
+    again (516 duplicates in a `make chaos` run)."""
+    e, publisher = refusing(3, monkeypatch)
+    await e.consume(event_inbound())
+    assert publisher.refused == 3
+    assert sorted(e.deliverer.posted) == [(f"{EVENT_ID}:5", 1), (f"{EVENT_ID}:6", 1)]  # once each
+    ((_body, headers, _tier, _wait),) = publisher.waits
+    assert headers[codec.H_HOOK_ID] == 6 and headers[codec.H_ATTEMPTS] == 1
+    assert e.acked == [True] and not e.nacked
+
+
+async def test_a_refused_dead_letter_is_made_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    e, publisher = refusing(2, monkeypatch)
+    await e.consume(event_inbound(queue_id="x"))  # invalid: dead-lettered
+    assert publisher.refused == 2 and len(publisher.dead) == 1
+    assert e.acked == [True] and not e.nacked
+
+
+class LostPublisher(FakePublisher):
+    async def publish_wait(
+        self, body: bytes, headers: dict[str, Any], tier_delay: float, wait: float
+    ) -> None:
+        raise ConnectionError("the broker connection is down (a failover is under way)")
+
+
+async def test_a_publish_on_a_lost_connection_still_hands_the_event_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing to hold it for: the broker has the event back already, with its connection."""
+    monkeypatch.setattr(policy, "HAND_BACK_PAUSE", 0.0)
+    e, _ = refusing(0, monkeypatch)
+    e.publisher = e.settler.publisher = LostPublisher()
+    await e.consume(event_inbound())
+    assert e.nacked == [True] and not e.acked

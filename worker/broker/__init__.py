@@ -47,7 +47,7 @@ from worker.broker.topology import (
     wait_queue,
 )
 from worker.codec import Inbound
-from worker.errors import Fatal, Permanent, one_line
+from worker.errors import Fatal, Permanent, Refused, one_line
 from worker.urls import amqp_nodes, scrub
 
 log = structlog.get_logger("queue_hooks.broker")
@@ -99,6 +99,7 @@ class Broker:
     _waits: WaitPublisher = field(init=False)
     _nodes: Nodes = field(init=False)
     _failover: asyncio.Task[None] | None = None
+    _renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self._waits = WaitPublisher(self._publish_wait_now, self.wait_format)
@@ -387,13 +388,39 @@ class Broker:
             expiration=None if expiration is None else str(round(expiration * 1000)),
             timestamp=timestamp,
         )
-        raw = await self._channel(self._publish).get_underlay_channel()
-        confirmation = await raw.basic_publish(
-            body, routing_key=queue, properties=properties, mandatory=True,
-            timeout=PUBLISH_TIMEOUT,
-        )  # fmt: skip
+        channel = self._channel(self._publish)
+        raw = await channel.get_underlay_channel()
+        try:
+            confirmation = await raw.basic_publish(
+                body, routing_key=queue, properties=properties, mandatory=True,
+                timeout=PUBLISH_TIMEOUT,
+            )  # fmt: skip
+        except aiormq.exceptions.DeliveryError as exc:
+            if not isinstance(exc.frame, amqp.Basic.Nack):
+                raise  # returned unroutable (PublishError): no queue to wait for
+            confirmation = exc.frame
         if not isinstance(confirmation, amqp.Basic.Ack):  # nacked: the broker did not take it
-            raise aiormq.exceptions.DeliveryError(None, confirmation)  # type: ignore[arg-type]
+            await self._renew_publisher(channel)
+            raise Refused(f"the broker refused the publish to {queue} (basic.nack)")
+
+    async def _renew_publisher(self, refused: AbstractRobustChannel) -> None:
+        """The next publishes go on a new channel. RabbitMQ 3.10's channel learns a quorum
+        queue's servers once, at its first publish to it, the leader its record names first;
+        when that leader's node is dead then, the channel refuses that publish and every later
+        one to the queue, asking the dead node each time (rabbit_fifo_client:enqueue/3). Seen
+        in `make chaos`: a worker's first publish after a failover, to the wait queue whose
+        leader had just been killed, refused for as long as the case ran. A new channel
+        learns the servers afresh. The refused one is closed once its other publishes are
+        confirmed (within PUBLISH_TIMEOUT), so none of them fails for it."""
+        async with self._renewing:
+            if self._publish is not refused or not self.connected:
+                return  # renewed already, or a failover makes new channels anyway
+            assert self._conn is not None
+            self._publish = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+        log.debug("publishing on a new channel after a refusal")
+        closing = asyncio.ensure_future(_close_when_confirmed(refused))
+        self._background.add(closing)
+        closing.add_done_callback(self._background.discard)
 
     # -- for the metrics ------------------------------------------------------------------------
     async def queue_depths(self) -> dict[str, int]:
@@ -480,6 +507,16 @@ class Broker:
             raise Permanent(error)
 
         return refuse
+
+
+async def _close_when_confirmed(channel: AbstractRobustChannel) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            raw = await channel.get_underlay_channel()
+            while isinstance(raw, aiormq.Channel) and raw.confirmations:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+    with contextlib.suppress(Exception):
+        await channel.close()
 
 
 async def _close_quietly(conn: AbstractRobustConnection) -> None:
