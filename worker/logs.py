@@ -63,6 +63,9 @@ class LineWriter:
 
     def flush(self) -> None:
         self._due = None
+        if self._file.closed:  # at exit, a stream closed before us (pytest's capture of stderr)
+            self._lines.clear()
+            return
         if self._lines:
             lines, self._lines = self._lines, []
             self._file.write("\n".join(lines) + "\n")

@@ -35,3 +35,15 @@ def test_lines_are_written_together_in_order_and_none_is_left_behind() -> None:
 
     asyncio.run(next_loop())
     assert out.getvalue().splitlines()[1:] == ["a", "b", "c", "d"]
+
+
+def test_a_flush_at_exit_into_a_stream_closed_before_it_does_not_raise() -> None:
+    """pytest closes its capture of stderr before the atexit flush runs: that flush raised
+    `ValueError: I/O operation on closed file` into every run's output."""
+    stream = io.StringIO()
+    writer = LineWriter(stream)
+    writer.msg("the last line")  # no loop running: written at once
+    writer._lines.append("one more, still buffered")
+    stream.close()
+    writer.flush()
+    assert writer._lines == []
