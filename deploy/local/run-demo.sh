@@ -16,6 +16,13 @@
 # worker finishes what it holds, contract §7; a services.sh still starting stops what it
 # launched), then the services, and exits 0, so make, interrupted too, has nothing to report
 # (a non-zero exit would make it print `make: *** [Makefile:..: run] Error N`).
+#
+# The stop asks the kernel (/proc), not bash, whether a child is still there. A child forked
+# a moment before Ctrl-C may not have reached setsid yet: still in the terminal's process
+# group, it dies of the same SIGINT. If it ends while the script is in `wait` as the trapped
+# signal comes in, bash (5.2) loses its exit status: waitchld reaps it, then jumps out of
+# `wait` for the trap before recording it. For bash that child then runs forever, and `wait`
+# on it would block for as long as any other child lives: make would never return.
 stopping=0
 started=() # pids (= session and process group ids) of what we started, newest last
 on_signal() {
@@ -43,14 +50,20 @@ stop_all() {
     trap - EXIT
     for ((i = ${#started[@]} - 1; i >= 0; i--)); do
         pid=${started[i]}
-        # Each stops what it started (the worker's supervisor its children, services.sh a
-        # RabbitMQ it was booting); then whatever is left in its process group goes too.
-        kill -TERM "$pid" 2>/dev/null || true
-        stopped_within "$pid" 45 || {
-            echo "pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) did not stop within 45 s of SIGTERM: SIGKILL"
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        }
-        wait "$pid" 2>/dev/null || true
+        child_state "$pid"
+        if [[ $REPLY ]]; then # still ours: running, or ended and not yet reaped
+            # Each stops what it started (the worker's supervisor its children, services.sh
+            # a RabbitMQ it was booting).
+            kill -TERM "$pid" 2>/dev/null || true
+            stopped_within "$pid" 45 || {
+                echo "pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) did not stop within 45 s of SIGTERM: SIGKILL"
+                kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+            }
+            # Reaped quietly (bash's "Terminated"); never for a child already gone, whose end
+            # bash may have lost (see above).
+            wait "$pid" 2>/dev/null || true
+        fi
+        # Then whatever is left in its process group goes too.
         kill -TERM -- "-$pid" 2>/dev/null || true
     done
     deploy/local/services.sh stop "$PROFILE" || true
@@ -59,11 +72,21 @@ stop_all() {
 }
 trap stop_all EXIT
 
-# Whether pid $1 exits within $2 seconds (the worker's own grace is 30 s, contract §7): the
-# stop must end even if one child does not heed its SIGTERM. (SIGINT is ignored by then.)
+# Sets REPLY to the state of our child $1 as the kernel sees it (R, S, ...; Z: ended, not yet
+# reaped), or to nothing once $1 is no child of this shell (gone, or its pid reused).
+child_state() {
+    local stat
+    REPLY=
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+    stat=${stat##*) } # the fields after "pid (name)": state, parent, ...
+    if [[ ${stat#* } == "$$ "* ]]; then REPLY=${stat%% *}; fi
+}
+
+# Whether our child $1 ends within $2 seconds (the worker's own grace is 30 s, contract §7):
+# the stop must end even if one child does not heed its SIGTERM. (SIGINT is ignored by then.)
 stopped_within() {
     local deadline=$((SECONDS + $2))
-    while kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1" 2>/dev/null) != Z* ]]; do
+    while child_state "$1" && [[ $REPLY && $REPLY != Z ]]; do
         ((SECONDS < deadline)) || return 1
         sleep 0.1
     done
@@ -126,8 +149,8 @@ launch $BIN/queue-hooks demo-receiver --port "$DEMO_PORT" --secret "$DEMO_SECRET
 launch $BIN/queue-hooks api
 echo "  admin page: http://127.0.0.1:$QUEUE_HOOKS_API_PORT/ (making a demo admin token)"
 token_out=$STATE/demo-token.txt
-(umask 077 && : >"$token_out")
-step $BIN/queue-hooks tokens add --domain 1 --name demo-admin --admin >"$token_out"
+# The file holds an admin token: made under umask 077 (0600) by the step that writes it.
+step bash -c 'umask 077 && exec "$@" >"$0"' "$token_out" $BIN/queue-hooks tokens add --domain 1 --name demo-admin --admin
 token=
 while read -r line; do
     if [[ $line == "token: "* ]]; then token=${line#token: }; fi

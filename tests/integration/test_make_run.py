@@ -7,7 +7,10 @@ the demo receiver and the API start (and the demo token is made), while the work
 with the worker consuming. About 7 s each: RabbitMQ boots and stops for real. Whatever the
 moment: no error, no traceback, make exits quietly, every port closed, the services down and
 no process of that run left (each carries a mark in its environment, so the test finds them
-whatever they are).
+whatever they are). At two moments (the demo token, the worker) the line comes right after
+or before a fork: the Ctrl-C often finds a child not yet in a session of its own, which dies
+of the same SIGINT, at times while the script waits on it: then bash loses that child's exit
+status (deploy/local/run-demo.sh says how its stop copes).
 """
 
 from __future__ import annotations
