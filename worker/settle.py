@@ -14,7 +14,8 @@ an invalid event, a failed delivery, a stray message, a poison message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, assert_never
 
 import structlog
@@ -57,16 +58,29 @@ class Settler:
             occurred = delivery.occurred_at
             self.metrics.delivered(None if occurred is None else now - occurred)
         elif isinstance(outcome, Wait):
-            await self.wait(outcome)
-            self.metrics.retried(delivery.tier)
+            await self.waiting(outcome)
         elif isinstance(outcome, Dead):
             await self.dead_delivery(delivery, outcome.reason, outcome.error)
         else:
             assert_never(outcome)
 
-    async def wait(self, wait: Wait) -> None:
+    def waiting(self, wait: Wait) -> asyncio.Future[None]:
+        """`delivery` of a Wait with no coroutine: the future of its confirm, which counts it
+        when it comes. What a delivery put off returns to `message_now` (docs/receivers.md)."""
+        confirmed = self.wait(wait)
+        confirmed.add_done_callback(self._retried)
+        return confirmed
+
+    def wait(self, wait: Wait) -> asyncio.Future[None]:
+        """Every wait publish goes through here; done once the broker holds it."""
         headers = codec.wait_headers(wait.next, wait.error)
-        await self.publisher.publish_wait(wait.next.body, headers, wait.tier_delay, wait.wait)
+        return asyncio.ensure_future(
+            self.publisher.publish_wait(wait.next.body, headers, wait.tier_delay, wait.wait)
+        )
+
+    def _retried(self, confirmed: asyncio.Future[None]) -> None:
+        if not confirmed.cancelled() and confirmed.exception() is None:
+            self.metrics.retried()
 
     async def dead_delivery(self, delivery: Delivery, reason: DeadReason, error: str) -> None:
         headers = codec.dead_delivery(delivery, reason, error)
@@ -106,9 +120,10 @@ class Settler:
 
     def message_now(
         self, handler: Handler, inbounds: Sequence[Inbound], ack: Ack, nack: Nack
-    ) -> Coroutine[Any, Any, None] | None:
+    ) -> Awaitable[None] | None:
         """As `message`, as far as it goes without awaiting: None when the handler finished
-        synchronously and the message is acked; otherwise the coroutine that finishes it."""
+        synchronously and the message is acked; a future when its work is under way without
+        a task (it settles the message when done); otherwise the coroutine that finishes it."""
         try:
             work = handler(inbounds[0]) if len(inbounds) == 1 else _all(handler, inbounds)
         except Exception as exc:
@@ -116,10 +131,33 @@ class Settler:
         if work is None:
             ack()
             return None
+        if isinstance(work, asyncio.Future):
+            return self._when_done(work, inbounds, ack, nack)
         return self._finish(work, inbounds, ack, nack)
 
+    def _when_done(
+        self, work: asyncio.Future[Any], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+    ) -> asyncio.Future[None]:
+        """As `_finish`, for work under way already (deliveries put off, waiting for their
+        confirm): acked from the future's callback, no task unless it failed. Returns the
+        future of the message settled."""
+        settled: asyncio.Future[None] = work.get_loop().create_future()
+        work.add_done_callback(partial(self._done, settled, inbounds, ack, nack))
+        return settled
+
+    def _done(
+        self, settled: asyncio.Future[None], inbounds: Sequence[Inbound], ack: Ack, nack: Nack,
+        work: asyncio.Future[Any],
+    ) -> None:  # fmt: skip
+        if not work.cancelled() and work.exception() is None:
+            ack()  # even when a shutdown gave up on it: the broker holds its waits already
+            if not settled.done():
+                settled.set_result(None)
+        elif not settled.done():  # failed (or cancelled): handled as `_finish` handles it
+            _follow(asyncio.ensure_future(self._finish(work, inbounds, ack, nack)), settled)
+
     async def _finish(
-        self, work: Awaitable[None], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+        self, work: Awaitable[object], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
     ) -> None:
         try:
             await work
@@ -158,6 +196,21 @@ class Settler:
                 await nack()
             case _:
                 assert_never(outcome)
+
+
+def _follow(task: asyncio.Future[None], settled: asyncio.Future[None]) -> None:
+    """`settled` is done when `task` is; cancelling `settled` cancels `task`."""
+
+    def ended(_task: asyncio.Future[None]) -> None:
+        if not settled.done():
+            settled.set_result(None)
+
+    def given_up(_settled: asyncio.Future[None]) -> None:
+        if settled.cancelled():
+            task.cancel()
+
+    task.add_done_callback(ended)
+    settled.add_done_callback(given_up)
 
 
 async def _all(handler: Handler, inbounds: Sequence[Inbound]) -> None:
