@@ -79,6 +79,8 @@ class Admission:
         circuit = self.circuits.of(schema.id)
         if circuit.refuses(now):
             return _circuit_open(schema, circuit, now)
+        if circuit.state is not State.CLOSED:  # due for a probe: `enter` takes it
+            return None
         if schema.max_per_second is not None:
             room = self._room(schema.id)
             defer = self.buckets.defers(schema.id, schema.max_per_second, now, room)
