@@ -6,10 +6,8 @@ carries it whole, and a stop loses none of them."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import orjson
-import pytest
 from aiohttp import web
 
 from tests.support.fixtures import StartWorker
@@ -19,24 +17,9 @@ from worker import codec
 from worker.app import Worker
 from worker.broker import EVENTS_QUEUE
 from worker.broker import topology as t
-from worker.broker.consumers import SyncFirstChannel
 
 # Long enough that nothing comes back from a wait queue while a test looks.
 TIERS = (30.0,)
-
-
-@pytest.fixture
-def tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per consumer task that ran: aiormq hangs `_on_consumer_done` on each."""
-    done: list[int] = []
-    original = SyncFirstChannel._on_consumer_done
-
-    def counting(task: asyncio.Task[Any]) -> None:
-        done.append(1)
-        original(task)
-
-    monkeypatch.setattr(SyncFirstChannel, "_on_consumer_done", staticmethod(counting))
-    return done
 
 
 def deliveries(worker: Worker, outcome: str) -> float:
