@@ -95,6 +95,9 @@ async def dead_half(bench: Bench) -> None:
     if bench.cpu and "rx_delivery_cpu_us" in f:  # not cut short: the worker's CPU, as above
         per_delivery = f["rx_delivery_cpu_us"] / 1e6
         f["rx_dead_cpu_us"] = round((bench.cpu - per_delivery * n / 2) / (n / 2) * 1e6)
+    if bench.cpu:  # where the machine's time went meanwhile (not measured when cut short)
+        for proc in USAGE_OF:
+            f[f"rx_dead_{proc}_cores"] = bench.usage.get(proc, "n/a")
 
 
 async def degrade(bench: Bench) -> None:
@@ -240,6 +243,10 @@ ROWS: list[tuple[str, str, str, str | None]] = [
     ("healthy, half to a dead receiver", "rx_dead_per_s", "deliveries/s", None),
     ("dead half / hookless half", "rx_dead_ratio", "", ">= 0.9"),
     ("worker CPU per dead receiver's event", "rx_dead_cpu_us", "us", None),
+    *(
+        (f"dead phase: {proc.replace('_', ' ')} CPU", f"rx_dead_{proc}_cores", "cores", None)
+        for proc in USAGE_OF
+    ),
     ("degrading receiver: its knee", "rx_degrade_knee", "in flight", None),
     ("degrading receiver: its 503 wall", "rx_degrade_wall", "in flight", None),
     ("degrading receiver: settled at", "rx_degrade_settled", "in flight", "near the knee"),

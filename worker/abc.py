@@ -20,9 +20,12 @@ Headers = dict[str, Any]
 class Publisher(Protocol):
     """Confirmed publishing: each call returns once the broker holds the message."""
 
-    async def publish_wait(
+    def publish_wait(
         self, body: bytes, headers: Headers, tier_delay: float, wait: float
-    ) -> None: ...
+    ) -> Awaitable[None]:
+        """Done once the broker holds it. The broker's is a future (a wait batch's confirm
+        completes it), so that a delivery put off needs no task (worker/settle.py)."""
+        ...
 
     async def publish_dead(
         self, body: bytes, headers: Headers, content_type: str | None
@@ -66,6 +69,7 @@ class Deliverer(Protocol):
 
 
 # None: the delivery was handled synchronously (an event no hook wants), nothing to await.
-Handler = Callable[["Inbound"], Awaitable[None] | None]
+# A future: under way without a task (its deliveries put off, waiting for their confirm).
+Handler = Callable[["Inbound"], Awaitable[object] | None]
 Ack = Callable[[], None]
 Nack = Callable[[], Awaitable[None]]

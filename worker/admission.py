@@ -66,22 +66,40 @@ class Admission:
         self._stall = settings.schema_stall if settings.retry_delays else float("inf")
         self._deferrable = bool(settings.retry_delays)
 
+    def put_off_now(self, schema: Schema) -> PutOff | None:
+        """The put-off `enter` would decide, when it is known now with nothing reserved: an
+        open circuit, a rate limit far behind, a stalled gate. None: ask `enter` (attempt,
+        wait a turn, or put off after all). So a delivery put off needs no task or coroutine
+        (docs/receivers.md, "A dead receiver's events"). A circuit due for a probe, a
+        rate-limited schema not deferred (`enter` reserves its slot first) and a gate with a
+        slot free are `enter`'s to decide."""
+        if not self._deferrable:
+            return None
+        now = time.monotonic()
+        circuit = self.circuits.of(schema.id)
+        if circuit.refuses(now):
+            return _circuit_open(schema, circuit, now)
+        if circuit.state is not State.CLOSED:  # due for a probe: `enter` takes it
+            return None
+        if schema.max_per_second is not None:
+            room = self._room(schema.id)
+            defer = self.buckets.defers(schema.id, schema.max_per_second, now, room)
+            return None if defer is None else _rate_defer(schema, defer)
+        gate = self.gates.get(schema.id)
+        if gate is None:  # nothing in flight: a slot is free
+            return None
+        gate.resize(self._share(self.limiters.of(schema.id)))
+        return self._stalled(schema.id, gate) if gate.refuses() else None
+
     async def enter(self, schema: Schema) -> Slot | PutOff:
         now = time.monotonic()
         circuit = self.circuits.of(schema.id)
         if self._deferrable and not circuit.allow(now):
-            return PutOff(
-                f"circuit open: schema {schema.id}'s receiver kept failing; not attempted",
-                circuit.retry_in(now),
-            )
+            return _circuit_open(schema, circuit, now)
         decision = self.buckets.ask(schema.id, schema.max_per_second, now, self._room(schema.id))
         if isinstance(decision, ratelimit.Defer) and self._deferrable:
             circuit.abandon()
-            return PutOff(
-                f"rate limit: schema {schema.id} takes {schema.max_per_second:g} a second;"
-                " not attempted",
-                decision.seconds,
-            )
+            return _rate_defer(schema, decision)
         while isinstance(decision, ratelimit.Defer):  # nowhere to defer to: wait for a slot
             await asyncio.sleep(decision.seconds)
             decision = self.buckets.ask(schema.id, schema.max_per_second, time.monotonic())
@@ -115,13 +133,16 @@ class Admission:
             raise
         if not entered:
             circuit.abandon()
-            self._idle(schema_id, gate)
-            return PutOff(
-                f"deferred: schema {schema_id} had {gate.limit} requests in flight,"
-                " none finished lately",
-                loud=gate.first_report(),
-            )
+            return self._stalled(schema_id, gate)
         return Slot(schema_id, gate, circuit, limiter)
+
+    def _stalled(self, schema_id: int, gate: Gate) -> PutOff:
+        self._idle(schema_id, gate)
+        return PutOff(
+            f"deferred: schema {schema_id} had {gate.limit} requests in flight,"
+            " none finished lately",
+            loud=gate.first_report(),
+        )
 
     def _room(self, schema_id: int) -> int:
         """The schema's fair share of the prefetch window, counting it among the busy."""
@@ -188,3 +209,17 @@ class Admission:
                 f" next probe in {circuit.retry_in(now):.1f} s"
             )
         return lines
+
+
+def _circuit_open(schema: Schema, circuit: Circuit, now: float) -> PutOff:
+    return PutOff(
+        f"circuit open: schema {schema.id}'s receiver kept failing; not attempted",
+        circuit.retry_in(now),
+    )
+
+
+def _rate_defer(schema: Schema, defer: ratelimit.Defer) -> PutOff:
+    return PutOff(
+        f"rate limit: schema {schema.id} takes {schema.max_per_second:g} a second; not attempted",
+        defer.seconds,
+    )

@@ -63,10 +63,16 @@ class Circuit:
         """
         if self.state is State.CLOSED:
             return True
-        if self.probing or now - self.opened_at < self.open_for:
+        if self.refuses(now):
             return False
         self.state, self.probing = State.HALF_OPEN, True
         return True
+
+    def refuses(self, now: float) -> bool:
+        """Would `allow` say no? Asked without taking the probe."""
+        return self.state is not State.CLOSED and (
+            self.probing or now - self.opened_at < self.open_for
+        )
 
     def record(self, sign: Sign, now: float) -> None:
         """The result of an attempt that `allow` let through."""

@@ -49,6 +49,10 @@ class Gate:
     def stalled(self) -> bool:
         return time.monotonic() - self.progress > self.stall
 
+    def refuses(self) -> bool:
+        """Would `enter` return False at once (no slot free, and stalled)?"""
+        return (self.busy >= self.limit or bool(self.waiters)) and self.stalled()
+
     async def enter(self) -> bool:
         """True: a slot is ours (release it after). False: the schema is stalled; defer."""
         if self.busy < self.limit and not self.waiters:

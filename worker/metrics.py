@@ -85,6 +85,7 @@ class Metrics:
         self._event = cache(self.events.labels)
         self._response = cache(self.responses.labels)
         self._delivered = self.deliveries.labels("delivered", "")
+        self._retried = self.deliveries.labels("retried", "")
         self._deferred = self.deliveries.labels("deferred", "")
         self.in_flight_now = 0  # read by the gauge at each scrape, not updated twice a request
         self.inflight.set_function(lambda: self.in_flight_now)  # written by publish() if supervised
@@ -102,8 +103,8 @@ class Metrics:
         if lag is not None:
             self.lag.observe(max(lag, 0.0))
 
-    def retried(self, tier: int) -> None:
-        self.deliveries.labels("retried", "").inc()
+    def retried(self) -> None:
+        self._retried.inc()
 
     def deferred(self) -> None:
         self._deferred.inc()

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from tenacity import (
@@ -68,11 +67,13 @@ class Pipeline:
         self.admission = Admission(settings, metrics)  # circuits, rate limits, concurrency
 
     # -- events ---------------------------------------------------------------------------
-    def on_event(self, inbound: Inbound) -> Coroutine[Any, Any, None] | None:
+    def on_event(self, inbound: Inbound) -> Awaitable[object] | None:
         """None when the event is done with here and now: valid, the hooks fresh, and no hook
         wants it (counted; the settling acks it), so no task or coroutine is made for it: most
-        events are that (docs/receivers.md). Otherwise the coroutine that handles it: an
-        invalid event's dead letter, a wait for the hooks, its deliveries."""
+        events are that (docs/receivers.md). A future when every delivery of it is put off
+        (no task either: the settling acks it once their waits are confirmed). Otherwise the
+        coroutine that handles it: an invalid event's dead letter, a wait for the hooks, its
+        deliveries."""
         received_at = _aware(inbound.timestamp) or datetime.now(UTC)
         try:
             event = parse_event(inbound.body, self.settings.max_event_bytes)
@@ -88,25 +89,51 @@ class Pipeline:
         if work is not None:
             await work
 
-    def _deliveries(self, event: Event, received_at: datetime) -> Coroutine[Any, Any, None] | None:
+    def _deliveries(self, event: Event, received_at: datetime) -> Awaitable[object] | None:
         """The one place that decides whether any hook wants an event (and counts it)."""
         hooks = self.hooks.hooks_for(event.queue_id, event.event)
         if not hooks:
             self.metrics.event_consumed(event.event, "no_hooks")
             return None
-        return self._deliver(event, received_at, hooks)
+        offs = [self._put_off_now(hook) for hook in hooks]
+        put_off = [off for off in offs if off is not None]
+        if len(put_off) < len(offs):
+            return self._deliver(event, received_at, hooks, offs)
+        # Every delivery put off (a dead receiver's share): no task and no coroutine, only
+        # the futures of their wait publishes (docs/receivers.md, "A dead receiver's events").
+        self.metrics.event_consumed(event.event, "delivering")
+        built = self._built(event, received_at, hooks)
+        waits = [
+            self.settle.waiting(self._put_off(delivery, hook, off))
+            for delivery, hook, off in zip(built, hooks, put_off, strict=True)
+        ]
+        return waits[0] if len(waits) == 1 else asyncio.gather(*waits)
 
-    async def _deliver(self, event: Event, received_at: datetime, hooks: Sequence[Hook]) -> None:
+    def _put_off_now(self, hook: Hook) -> PutOff | None:
+        """Known now to be put off (Admission.put_off_now); None: `_outcome` decides."""
+        if hook.schema.secret_error:  # not signable: the retry path, as `_outcome` takes it
+            return None
+        return self.admission.put_off_now(hook.schema)
+
+    async def _deliver(
+        self, event: Event, received_at: datetime, hooks: Sequence[Hook],
+        offs: Sequence[PutOff | None],
+    ) -> None:  # fmt: skip
         # Counted here, in the step that enters each delivery's admission (a rate limit's
         # deferral is counted as it is decided): an event counted as delivering has had its
         # deliveries admitted or put off, as before these ran in a task of their own.
         self.metrics.event_consumed(event.event, "delivering")
-        data = encode_data(event, self.hooks.queue_variables(event.queue_id))
-        deliveries = [_delivery(event, received_at, hook, data) for hook in hooks]
+        deliveries = self._built(event, received_at, hooks)
         if len(hooks) == 1:  # the common case: no gather, no extra task
-            await self._run(deliveries[0], hooks[0])
+            await self._run(deliveries[0], hooks[0], offs[0])
             return
-        await asyncio.gather(*(self._run(d, h) for d, h in zip(deliveries, hooks, strict=True)))
+        await asyncio.gather(
+            *(self._run(*each) for each in zip(deliveries, hooks, offs, strict=True))
+        )
+
+    def _built(self, event: Event, received_at: datetime, hooks: Sequence[Hook]) -> list[Delivery]:
+        data = encode_data(event, self.hooks.queue_variables(event.queue_id))
+        return [_delivery(event, received_at, hook, data) for hook in hooks]
 
     # -- retries --------------------------------------------------------------------------
     async def on_retry(self, inbound: Inbound) -> None:
@@ -126,17 +153,20 @@ class Pipeline:
         await self._run(delivery, hook)
 
     # -- one hook's delivery, start to settled ----------------------------------------------
-    async def _run(self, delivery: Delivery, hook: Hook) -> None:
-        outcome, delivery = await self._outcome(delivery, hook)
+    async def _run(self, delivery: Delivery, hook: Hook, off: PutOff | None = None) -> None:
+        outcome, delivery = await self._outcome(delivery, hook, off)
         await self.settle.delivery(delivery, outcome, time.time())
         if isinstance(outcome, Dead) and outcome.reason == "gone":
             await self.hooks.disable(hook.id)
 
-    async def _outcome(self, delivery: Delivery, hook: Hook) -> tuple[Outcome, Delivery]:
+    async def _outcome(
+        self, delivery: Delivery, hook: Hook, off: PutOff | None = None
+    ) -> tuple[Outcome, Delivery]:
+        """`off`: put off already (`_put_off_now`); otherwise admission decides now."""
         delays = self.settings.retry_delays
         if hook.schema.secret_error:  # never sent unsigned (issue 12, defect 7)
             return not_signable(delivery, delays, hook.schema.secret_error), delivery
-        slot = await self.admission.enter(hook.schema)
+        slot = off if off is not None else await self.admission.enter(hook.schema)
         if isinstance(slot, PutOff):
             return self._put_off(delivery, hook, slot), delivery
         attempt: Attempt | None = None

@@ -66,14 +66,15 @@ class Bucket:
     tat: float = field(default=float("-inf"))  # theoretical arrival time of the next slot
 
     def ask(self, now: float, max_wait: float | None = None) -> Decision:
-        interval = 1.0 / self.rate
-        tolerance = interval * (self.burst - 1)
-        tat = max(self.tat, now)
-        wait = tat - tolerance - now
+        wait = self.ahead(now)
         if wait > (self.max_wait if max_wait is None else max_wait):
             return Defer(wait)
-        self.tat = tat + interval
+        self.tat = max(self.tat, now) + 1.0 / self.rate
         return Go() if wait <= 0 else Wait(wait)
+
+    def ahead(self, now: float) -> float:
+        """Seconds until the next free slot (<= 0: one is free now). Reserves nothing."""
+        return max(self.tat, now) - 1.0 / self.rate * (self.burst - 1) - now
 
     def give_back(self, now: float) -> None:
         """A reserved slot that was not used (the waiting delivery was cancelled): the next
@@ -98,16 +99,32 @@ class Buckets:
         self, schema_id: int, max_per_second: float | None, now: float, room: int = 0
     ) -> Decision:
         """`room`: how many deliveries the schema's fair share of the prefetch window holds."""
+        bucket = self._bucket(schema_id, max_per_second)
+        if bucket is None:
+            return Go()
+        return bucket.ask(now, patience(bucket.rate, self.max_wait, room))
+
+    def defers(
+        self, schema_id: int, max_per_second: float | None, now: float, room: int = 0
+    ) -> Defer | None:
+        """What `ask` would answer when it is Defer (which reserves nothing); None otherwise."""
+        bucket = self._bucket(schema_id, max_per_second)
+        if bucket is None:
+            return None
+        wait = bucket.ahead(now)
+        return Defer(wait) if wait > patience(bucket.rate, self.max_wait, room) else None
+
+    def _bucket(self, schema_id: int, max_per_second: float | None) -> Bucket | None:
         rate = share(max_per_second, self.workers)
         if rate is None:
             self.by_schema.pop(schema_id, None)
-            return Go()
+            return None
         bucket = self.by_schema.get(schema_id)
         if bucket is None:
             bucket = self.by_schema[schema_id] = Bucket(rate, self.max_wait)
         elif bucket.rate != rate:
             bucket.resize(rate)
-        return bucket.ask(now, patience(rate, self.max_wait, room))
+        return bucket
 
 
 def patience(rate: float, max_wait: float, room: int) -> float:

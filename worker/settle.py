@@ -14,7 +14,7 @@ an invalid event, a failed delivery, a stray message, a poison message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, assert_never
 
@@ -59,17 +59,30 @@ class Settler:
             occurred = delivery.occurred_at
             self.metrics.delivered(None if occurred is None else now - occurred)
         elif isinstance(outcome, Wait):
-            await self.wait(outcome)
-            self.metrics.retried(delivery.tier)
+            await self.waiting(outcome)
         elif isinstance(outcome, Dead):
             await self.dead_delivery(delivery, outcome.reason, outcome.error)
         else:
             assert_never(outcome)
 
-    async def wait(self, wait: Wait) -> None:
+    def waiting(self, wait: Wait) -> asyncio.Future[None]:
+        """`delivery` of a Wait with no coroutine: the future of its confirm, which counts it
+        when it comes. What a delivery put off returns to `message_now` (docs/receivers.md)."""
+        confirmed = self.wait(wait)
+        confirmed.add_done_callback(self._retried)
+        return confirmed
+
+    def wait(self, wait: Wait) -> asyncio.Future[None]:
+        """Every wait publish goes through here; done once the broker holds it."""
         headers = codec.wait_headers(wait.next, wait.error)
-        publish = self.publisher.publish_wait
-        await self._held(partial(publish, wait.next.body, headers, wait.tier_delay, wait.wait))
+        publish = partial(
+            self.publisher.publish_wait, wait.next.body, headers, wait.tier_delay, wait.wait
+        )
+        return self._held_future(asyncio.ensure_future(publish()), publish)
+
+    def _retried(self, confirmed: asyncio.Future[None]) -> None:
+        if not confirmed.cancelled() and confirmed.exception() is None:
+            self.metrics.retried()
 
     async def dead_delivery(self, delivery: Delivery, reason: DeadReason, error: str) -> None:
         headers = codec.dead_delivery(delivery, reason, error)
@@ -102,18 +115,43 @@ class Settler:
         log.warning("message set aside as invalid", error=codec.cut(error, 300))
 
     # -- a publish the broker refused ----------------------------------------------------------
-    async def _held(self, publish: Callable[[], Awaitable[None]]) -> None:
+    def _held_future(
+        self, first: asyncio.Future[None], publish: Callable[[], Awaitable[None]]
+    ) -> asyncio.Future[None]:
+        """`_held` for a publish under way, with no task unless the broker refuses it (then a
+        task makes it again): done once the broker holds it, or with what else it raised."""
+        held = first.get_loop().create_future()
+
+        def done(_first: asyncio.Future[None]) -> None:
+            if held.done():
+                return  # given up on (a stop past its grace)
+            if first.cancelled():
+                held.cancel()
+            elif isinstance(error := first.exception(), Refused):
+                _chain(asyncio.ensure_future(self._held(publish, error)), held)
+            elif error is not None:
+                held.set_exception(error)
+            else:
+                held.set_result(None)
+
+        first.add_done_callback(done)
+        return held
+
+    async def _held(
+        self, publish: Callable[[], Awaitable[None]], refused: Refused | None = None
+    ) -> None:
         """A publish the broker refused (worker/errors.py: Refused; the connection is up) is
         made again with the back-off while its message stays unacked, for as long as it takes.
         Handing the message back instead would have every other hook of its event called again
         at each refusal: a wait queue's leader killed in `make chaos` cost 516 calls of healthy
         hooks in 30 s of refusals (issue 14). A lost connection still raises at once: the
         broker has the message back already."""
-        try:
-            await publish()
-            return
-        except Refused as exc:
-            refused = exc
+        if refused is None:
+            try:
+                await publish()
+                return
+            except Refused as exc:
+                refused = exc
         # A warning when refusals begin and a line when they end, not one per publish: a wait
         # batch refused is up to 200 deliveries.
         if not self._holding:
@@ -144,9 +182,10 @@ class Settler:
 
     def message_now(
         self, handler: Handler, inbounds: Sequence[Inbound], ack: Ack, nack: Nack
-    ) -> Coroutine[Any, Any, None] | None:
+    ) -> Awaitable[None] | None:
         """As `message`, as far as it goes without awaiting: None when the handler finished
-        synchronously and the message is acked; otherwise the coroutine that finishes it."""
+        synchronously and the message is acked; a future when its work is under way without
+        a task (it settles the message when done); otherwise the coroutine that finishes it."""
         try:
             work = handler(inbounds[0]) if len(inbounds) == 1 else _all(handler, inbounds)
         except Exception as exc:
@@ -154,10 +193,33 @@ class Settler:
         if work is None:
             ack()
             return None
+        if isinstance(work, asyncio.Future):
+            return self._when_done(work, inbounds, ack, nack)
         return self._finish(work, inbounds, ack, nack)
 
+    def _when_done(
+        self, work: asyncio.Future[Any], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+    ) -> asyncio.Future[None]:
+        """As `_finish`, for work under way already (deliveries put off, waiting for their
+        confirm): acked from the future's callback, no task unless it failed. Returns the
+        future of the message settled."""
+        settled: asyncio.Future[None] = work.get_loop().create_future()
+        work.add_done_callback(partial(self._done, settled, inbounds, ack, nack))
+        return settled
+
+    def _done(
+        self, settled: asyncio.Future[None], inbounds: Sequence[Inbound], ack: Ack, nack: Nack,
+        work: asyncio.Future[Any],
+    ) -> None:  # fmt: skip
+        if not work.cancelled() and work.exception() is None:
+            ack()  # even when a shutdown gave up on it: the broker holds its waits already
+            if not settled.done():
+                settled.set_result(None)
+        elif not settled.done():  # failed (or cancelled): handled as `_finish` handles it
+            _follow(asyncio.ensure_future(self._finish(work, inbounds, ack, nack)), settled)
+
     async def _finish(
-        self, work: Awaitable[None], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
+        self, work: Awaitable[object], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
     ) -> None:
         try:
             await work
@@ -196,6 +258,42 @@ class Settler:
                 await nack()
             case _:
                 assert_never(outcome)
+
+
+def _chain(task: asyncio.Future[None], held: asyncio.Future[None]) -> None:
+    """`held` ends as `task` does; cancelling `held` cancels `task`."""
+
+    def ended(_task: asyncio.Future[None]) -> None:
+        if held.done():
+            return
+        if task.cancelled():
+            held.cancel()
+        elif (error := task.exception()) is not None:
+            held.set_exception(error)
+        else:
+            held.set_result(None)
+
+    def given_up(_held: asyncio.Future[None]) -> None:
+        if held.cancelled():
+            task.cancel()
+
+    task.add_done_callback(ended)
+    held.add_done_callback(given_up)
+
+
+def _follow(task: asyncio.Future[None], settled: asyncio.Future[None]) -> None:
+    """`settled` is done when `task` is; cancelling `settled` cancels `task`."""
+
+    def ended(_task: asyncio.Future[None]) -> None:
+        if not settled.done():
+            settled.set_result(None)
+
+    def given_up(_settled: asyncio.Future[None]) -> None:
+        if settled.cancelled():
+            task.cancel()
+
+    task.add_done_callback(ended)
+    settled.add_done_callback(given_up)
 
 
 async def _all(handler: Handler, inbounds: Sequence[Inbound]) -> None:

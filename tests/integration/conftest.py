@@ -3,8 +3,10 @@ real `queue-hooks api` process for the API's tests, with tokens made as the CLI 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from tests.support.helpers import Conn
 from tests.support.processes import api_process
 from worker.api import rights
+from worker.broker.consumers import SyncFirstChannel
 from worker.store import admin
 
 if "QUEUE_HOOKS_AMQP_URL" not in os.environ or "QUEUE_HOOKS_DATABASE_URL" not in os.environ:
@@ -65,3 +68,17 @@ def is_error(response: httpx.Response, code: int) -> str:
     assert "Traceback" not in body["detail"]
     detail: str = body["detail"]
     return detail
+
+
+@pytest.fixture
+def tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per consumer task that ran: aiormq hangs `_on_consumer_done` on each."""
+    done: list[int] = []
+    original = SyncFirstChannel._on_consumer_done
+
+    def counting(task: asyncio.Task[Any]) -> None:
+        done.append(1)
+        original(task)
+
+    monkeypatch.setattr(SyncFirstChannel, "_on_consumer_done", staticmethod(counting))
+    return done

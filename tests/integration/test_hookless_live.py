@@ -6,10 +6,8 @@ events flow gets the events after its reload, and a stop leaves nothing unacked 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import orjson
-import pytest
 from aiohttp import web
 
 from tests.support.cache import caught_up
@@ -27,21 +25,6 @@ from tests.support.receiver import Received, Receiver
 from worker.app import Worker
 from worker.broker import EVENTS_QUEUE
 from worker.broker import topology as t
-from worker.broker.consumers import SyncFirstChannel
-
-
-@pytest.fixture
-def tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per consumer task that ran: aiormq hangs `_on_consumer_done` on each."""
-    done: list[int] = []
-    original = SyncFirstChannel._on_consumer_done
-
-    def counting(task: asyncio.Task[Any]) -> None:
-        done.append(1)
-        original(task)
-
-    monkeypatch.setattr(SyncFirstChannel, "_on_consumer_done", staticmethod(counting))
-    return done
 
 
 def consumed(worker: Worker, event_name: str, outcome: str) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 import pytest
 
 from worker import backoff, codec, policy
+from worker.circuit import State
 from worker.codec import Delivery, Inbound
 from worker.deliver import build_target
 from worker.errors import Fatal, Kind, Permanent, Refused
@@ -526,3 +528,143 @@ async def test_a_publish_on_a_lost_connection_still_hands_the_event_back(
     e.publisher = e.settler.publisher = LostPublisher()
     await e.consume(event_inbound())
     assert e.nacked == [True] and not e.acked
+
+
+# -- put off with no task: a receiver whose circuit is open (docs/receivers.md) ----------------
+@dataclass
+class HeldPublisher(FakePublisher):
+    """Its wait publishes are futures the test confirms (or fails), as the broker's batches are."""
+
+    confirms: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def publish_wait(  # type: ignore[override]
+        self, body: bytes, headers: dict[str, Any], tier_delay: float, wait: float
+    ) -> asyncio.Future[None]:
+        self.waits.append((body, headers, tier_delay, wait))
+        self.confirms.append(asyncio.get_running_loop().create_future())
+        return self.confirms[-1]
+
+
+def deliveries(e: Engine, outcome: str) -> float:
+    return e.settler.metrics.deliveries.labels(outcome, "")._value.get()  # type: ignore[no-any-return]
+
+
+async def opened() -> tuple[Engine, HeldPublisher]:
+    """An engine whose schema 3's circuit opened on its first failure (the receiver's 500),
+    and its publisher, whose confirms the test gives."""
+    e = engine(Attempt(500, 0.001), circuit_failures=1)
+    held = HeldPublisher()
+    e.publisher = e.settler.publisher = held
+    first = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound(id=OTHER_ID)], lambda: e.acked.append(True), e._nack
+    )
+    assert asyncio.iscoroutine(first)  # attempted: in a task, as ever
+    running = asyncio.ensure_future(first)
+    await until(lambda: bool(held.confirms))  # its retry's wait, once the 500 came
+    held.confirms.pop().set_result(None)
+    await running
+    held.waits.clear()
+    e.acked.clear()
+    return e, held
+
+
+async def until(condition: Any) -> None:
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110 - a turn of the loop at a time, no clock
+            await asyncio.sleep(0)
+
+
+async def test_a_delivery_put_off_is_acked_from_its_confirm_with_no_coroutine() -> None:
+    e, held = await opened()
+    posted = len(e.deliverer.posted)
+    work = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound()], lambda: e.acked.append(True), e._nack
+    )
+    # No coroutine, so no task: the future of the message settled, decided here and now.
+    assert isinstance(work, asyncio.Future) and not work.done()
+    assert consumed(e, "delivering") == 2 and deliveries(e, "deferred") == 1
+    ((body, headers, _delay, _wait),) = held.waits
+    assert headers[codec.H_DEFERRED] == 1 and headers[codec.H_ATTEMPTS] == 0
+    assert "circuit open" in headers[codec.H_ERROR] and orjson.loads(body)["hook_id"] == 5
+    retried = deliveries(e, "retried")
+    await asyncio.sleep(0)
+    assert not e.acked  # not before the broker holds its wait
+    held.confirms[0].set_result(None)
+    await work
+    assert e.acked == [True] and not e.nacked and deliveries(e, "retried") == retried + 1
+    assert len(e.deliverer.posted) == posted  # no request
+
+
+async def test_a_put_off_whose_wait_publish_is_refused_is_made_again_and_acked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refusal (basic.nack) is held and made again, as on the awaited path (issue 14)."""
+    monkeypatch.setattr(backoff, "delays", lambda: itertools.repeat(0.0))
+    e, held = await opened()
+    work = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound()], lambda: e.acked.append(True), e._nack
+    )
+    assert isinstance(work, asyncio.Future)
+    held.confirms[0].set_exception(Refused("the broker refused the publish (basic.nack)"))
+    await until(lambda: len(held.confirms) == 2)  # made again
+    assert not e.acked and not e.nacked
+    held.confirms[1].set_result(None)
+    await work
+    assert e.acked == [True] and not e.nacked
+    assert [h[codec.H_HOOK_ID] for _b, h, _d, _w in held.waits] == [5, 5]
+
+
+async def test_a_put_off_whose_wait_publish_fails_is_handed_back_not_acked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(policy, "HAND_BACK_PAUSE", 0.0)
+    e, held = await opened()
+    retried = deliveries(e, "retried")
+    work = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound()], lambda: e.acked.append(True), e._nack
+    )
+    assert isinstance(work, asyncio.Future)
+    held.confirms[0].set_exception(ConnectionResetError("the broker went away"))
+    await work  # done once the message is settled: handed back, by a task of its own
+    assert e.nacked == [True] and not e.acked and deliveries(e, "retried") == retried
+
+
+async def test_a_put_off_given_up_at_shutdown_is_still_acked_once_its_wait_is_held() -> None:
+    e, held = await opened()
+    work = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound()], lambda: e.acked.append(True), e._nack
+    )
+    assert isinstance(work, asyncio.Future)
+    work.cancel()  # the drain's grace ran out
+    held.confirms[0].set_result(None)
+    await until(lambda: bool(e.acked))
+    assert e.acked == [True] and not e.nacked
+
+
+async def test_every_hook_put_off_is_one_future_and_a_mix_takes_the_task() -> None:
+    e, held = await opened()  # schema 3's circuit open
+    e.hooks.hooks[6] = hook(schema(id=4, url="https://other.example/hook"), hook_id=6)
+    e.deliverer.script = [Attempt(204, 0.001)]
+    mixed = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound()], lambda: e.acked.append(True), e._nack
+    )
+    assert asyncio.iscoroutine(mixed)  # schema 4's is attempted: the task path, as ever
+    running = asyncio.ensure_future(mixed)
+    await until(lambda: bool(held.confirms))
+    held.confirms[0].set_result(None)  # schema 3's, put off
+    await running
+    assert e.acked == [True] and e.deliverer.posted[-1] == (f"{EVENT_ID}:6", 1)
+    # Both put off: one future for the two waits, acked once both are confirmed.
+    e.pipeline.admission.circuits.of(4).record("fail", time.monotonic())
+    assert e.pipeline.admission.circuits.of(4).state is State.OPEN
+    e.acked.clear()
+    both = e.settler.message_now(
+        e.pipeline.on_event, [event_inbound(id=OTHER_ID)], lambda: e.acked.append(True), e._nack
+    )
+    assert isinstance(both, asyncio.Future) and len(held.confirms) == 3
+    held.confirms[1].set_result(None)
+    await asyncio.sleep(0)
+    assert not e.acked
+    held.confirms[2].set_result(None)
+    await both
+    assert e.acked == [True]

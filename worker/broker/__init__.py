@@ -92,7 +92,8 @@ class Broker:
     _handlers: dict[str, Handler] = field(default_factory=dict)  # queue name -> its handler
     _consumers: list[tuple[aiormq.abc.AbstractChannel, str]] = field(default_factory=list)
     _declared: dict[str, AbstractQueue] = field(default_factory=dict)
-    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Messages being handled: their tasks, and the futures of those under way without one.
+    in_flight: set[asyncio.Future[Any]] = field(default_factory=set)
     _background: set[asyncio.Future[Any]] = field(default_factory=set)
     _ackers: dict[int, Acker] = field(default_factory=dict)  # id(channel) -> its acker
     _closing: bool = False
@@ -319,6 +320,9 @@ class Broker:
         pending = set(self.in_flight)
         if pending:
             _done, pending = await asyncio.wait(pending, timeout=grace)
+        # A task is cancelled into its nack. A put-off's future cancelled leaves its message
+        # unacked (unless its wait is confirmed before the connection closes): the broker has
+        # it back with the connection, as with a nack.
         for task in pending:
             task.cancel()
         if pending:
@@ -338,11 +342,11 @@ class Broker:
             await self._conn.close()
 
     # -- publishing, always confirmed -------------------------------------------------------
-    async def publish_wait(
+    def publish_wait(
         self, body: bytes, headers: Headers, tier_delay: float, wait: float
-    ) -> None:
-        """Returns once the broker holds it, maybe together with others (`batch`)."""
-        await self._waits.put(body, headers, tier_delay, wait)
+    ) -> asyncio.Future[None]:
+        """Done once the broker holds it, maybe together with others (`batch`)."""
+        return self._waits.put(body, headers, tier_delay, wait)
 
     async def _publish_wait_now(
         self, body: bytes, headers: Headers, content_type: str, tier_delay: float, wait: float
@@ -454,12 +458,20 @@ class Broker:
         self, handler: Handler, batches: bool
     ) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None] | None]:
         """A message settled synchronously (an event no hook wants) returns None: no task is
-        made for it (worker/broker/consumers.py), and its ack is planned already. Whatever
-        is left to await runs in a task that `drain` waits for."""
+        made for it (worker/broker/consumers.py), and its ack is planned already. A future
+        (each delivery of an event put off, waiting for its wait batch's confirm) settles the
+        message itself when done: it needs no task either, and `drain` waits for it. Whatever
+        else is left to await runs in a task that `drain` waits for."""
 
         def dispatch(message: DeliveredMessage) -> Coroutine[Any, Any, None] | None:
             work = self._dispatch(message, handler, batches)
-            return None if work is None else self._in_flight(work)
+            if work is None:
+                return None
+            if isinstance(work, asyncio.Future):  # under way already (a put-off): no task
+                self.in_flight.add(work)
+                work.add_done_callback(self.in_flight.discard)
+                return None
+            return self._in_flight(work)
 
         return dispatch
 

@@ -16,7 +16,7 @@ AMQP table, which must fit in a frame.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from worker.codec import JSON_TYPE, header_size, pack
 
 Headers = dict[str, Any]
 # (body, headers, content type, tier delay, wait) -> returns once confirmed
-Publish = Callable[[bytes, Headers, str, float, float], Awaitable[None]]
+Publish = Callable[[bytes, Headers, str, float, float], Coroutine[Any, Any, None]]
 
 MAX_ITEMS = 200
 MAX_BYTES = 4 << 20  # of bodies; format 2 adds each delivery's headers, a few KiB at most
@@ -35,17 +35,32 @@ MAX_HEADER_BYTES = 64 << 10
 
 @dataclass
 class _Batch:
-    done: asyncio.Future[None]
     in_table: bool  # format 1: the headers go in one AMQP table, which must fit in a frame
     items: list[tuple[Headers, bytes]] = field(default_factory=list)
+    # One future per delivery, not one shared: a waiter that gives up (cancels its own) never
+    # touches the batch or the others, with no `asyncio.shield` around each.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
     size: int = 0
     header_size: int = 0
 
-    def add(self, headers: Headers, body: bytes) -> None:
+    def add(self, headers: Headers, body: bytes, waiter: asyncio.Future[None]) -> None:
         self.items.append((headers, body))
+        self.waiters.append(waiter)
         self.size += len(body)
         if self.in_table:
             self.header_size += header_size(headers)
+
+    def settle(self, error: BaseException | None) -> None:
+        """Each waiter learns how the publish went (one that gave up already is skipped)."""
+        for waiter in self.waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            elif isinstance(error, asyncio.CancelledError):
+                waiter.cancel()
+            else:
+                waiter.set_exception(error)
 
     @property
     def full(self) -> bool:
@@ -64,23 +79,26 @@ class WaitPublisher:
         self._out: dict[tuple[float, float], int] = {}  # publishes awaiting their confirm
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def put(self, body: bytes, headers: Headers, tier_delay: float, wait: float) -> None:
-        """Returns once the broker holds the delivery; raises what its publish raised."""
+    def put(
+        self, body: bytes, headers: Headers, tier_delay: float, wait: float
+    ) -> asyncio.Future[None]:
+        """The delivery's own future: done once the broker holds it, or with what its publish
+        raised. A future rather than a coroutine, so that a delivery put off needs no task to
+        wait for its batch (docs/receivers.md); cancelling it gives up waiting, never the batch."""
+        loop = asyncio.get_running_loop()
         if self._fmt == 1 and b"\n" in body:  # format 1 is one body a line: it goes alone
-            await self._publish(body, headers, JSON_TYPE, tier_delay, wait)
-            return
+            return loop.create_task(self._publish(body, headers, JSON_TYPE, tier_delay, wait))
         key = (tier_delay, wait)
         batch = self._open.get(key)
         if batch is None:
-            loop = asyncio.get_running_loop()
-            batch = self._open[key] = _Batch(loop.create_future(), in_table=self._fmt == 1)
+            batch = self._open[key] = _Batch(in_table=self._fmt == 1)
             if key not in self._out:
                 loop.call_soon(self._send, key, batch)
-        batch.add(headers, body)
+        waiter = loop.create_future()
+        batch.add(headers, body, waiter)
         if batch.full:
             self._send(key, batch)
-        # Shielded: a delivery cancelled while waiting (shutdown) must not cancel its batch.
-        await asyncio.shield(batch.done)
+        return waiter
 
     def _send(self, key: tuple[float, float], batch: _Batch) -> None:
         if self._open.get(key) is not batch:
@@ -95,14 +113,13 @@ class WaitPublisher:
         try:
             body, headers, content_type = pack(batch.items, self._fmt)
             await self._publish(body, headers, content_type, *key)
-        except asyncio.CancelledError:
-            batch.done.cancel()
+        except asyncio.CancelledError as exc:
+            batch.settle(exc)
             raise
         except Exception as exc:  # every delivery in it learns, and settles on its own
-            batch.done.set_exception(exc)
-            batch.done.exception()  # retrieved: no warning if every one was cancelled
+            batch.settle(exc)
         else:
-            batch.done.set_result(None)
+            batch.settle(None)
         finally:
             if (left := self._out.pop(key) - 1) > 0:
                 self._out[key] = left
