@@ -216,7 +216,7 @@ class Settler:
             if not settled.done():
                 settled.set_result(None)
         elif not settled.done():  # failed (or cancelled): handled as `_finish` handles it
-            _follow(asyncio.ensure_future(self._finish(work, inbounds, ack, nack)), settled)
+            _chain(asyncio.ensure_future(self._finish(work, inbounds, ack, nack)), settled)
 
     async def _finish(
         self, work: Awaitable[object], inbounds: Sequence[Inbound], ack: Ack, nack: Nack
@@ -261,7 +261,7 @@ class Settler:
 
 
 def _chain(task: asyncio.Future[None], held: asyncio.Future[None]) -> None:
-    """`held` ends as `task` does; cancelling `held` cancels `task`."""
+    """`held` ends as `task` does; cancelling `held` (a stop past its grace) cancels `task`."""
 
     def ended(_task: asyncio.Future[None]) -> None:
         if held.done():
@@ -279,21 +279,6 @@ def _chain(task: asyncio.Future[None], held: asyncio.Future[None]) -> None:
 
     task.add_done_callback(ended)
     held.add_done_callback(given_up)
-
-
-def _follow(task: asyncio.Future[None], settled: asyncio.Future[None]) -> None:
-    """`settled` is done when `task` is; cancelling `settled` cancels `task`."""
-
-    def ended(_task: asyncio.Future[None]) -> None:
-        if not settled.done():
-            settled.set_result(None)
-
-    def given_up(_settled: asyncio.Future[None]) -> None:
-        if settled.cancelled():
-            task.cancel()
-
-    task.add_done_callback(ended)
-    settled.add_done_callback(given_up)
 
 
 async def _all(handler: Handler, inbounds: Sequence[Inbound]) -> None:
