@@ -123,11 +123,12 @@ class Settler:
         held = first.get_loop().create_future()
 
         def done(_first: asyncio.Future[None]) -> None:
+            error = None if first.cancelled() else first.exception()  # retrieved in any case
             if held.done():
-                return  # given up on (a stop past its grace)
+                return
             if first.cancelled():
                 held.cancel()
-            elif isinstance(error := first.exception(), Refused):
+            elif isinstance(error, Refused):
                 _chain(asyncio.ensure_future(self._held(publish, error)), held)
             elif error is not None:
                 held.set_exception(error)
@@ -135,6 +136,7 @@ class Settler:
                 held.set_result(None)
 
         first.add_done_callback(done)
+        _give_up_with(held, first)
         return held
 
     async def _held(
@@ -264,20 +266,28 @@ def _chain(task: asyncio.Future[None], held: asyncio.Future[None]) -> None:
     """`held` ends as `task` does; cancelling `held` (a stop past its grace) cancels `task`."""
 
     def ended(_task: asyncio.Future[None]) -> None:
+        error = None if task.cancelled() else task.exception()  # retrieved in any case
         if held.done():
             return
         if task.cancelled():
             held.cancel()
-        elif (error := task.exception()) is not None:
+        elif error is not None:
             held.set_exception(error)
         else:
             held.set_result(None)
 
+    task.add_done_callback(ended)
+    _give_up_with(held, task)
+
+
+def _give_up_with(held: asyncio.Future[None], under: asyncio.Future[None]) -> None:
+    """Who gives up on `held` (a stop past its grace) gives up on what it waits for, as an
+    await of `under` itself would: a wait batch skips a delivery's future cancelled."""
+
     def given_up(_held: asyncio.Future[None]) -> None:
         if held.cancelled():
-            task.cancel()
+            under.cancel()
 
-    task.add_done_callback(ended)
     held.add_done_callback(given_up)
 
 

@@ -668,3 +668,20 @@ async def test_every_hook_put_off_is_one_future_and_a_mix_takes_the_task() -> No
     held.confirms[2].set_result(None)
     await both
     assert e.acked == [True]
+
+
+async def test_a_wait_given_up_gives_up_its_place_in_the_batch() -> None:
+    """A stop past its grace cancels what awaits a wait: the batch's future of that delivery
+    is cancelled with it (the batch skips it), as when that future itself was awaited. Before,
+    it stayed, and its failure at the connection's close was never retrieved (asyncio's
+    "Future exception was never retrieved", an error line in `make chaos`)."""
+    e = engine()
+    held = HeldPublisher()
+    e.publisher = e.settler.publisher = held
+    wait = policy.deferral(delivery(), DELAYS, "circuit open: schema 3", 0.0)
+    waiting = asyncio.ensure_future(e.settler.delivery(delivery(), wait, time.time()))
+    await until(lambda: bool(held.confirms))
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert held.confirms[0].cancelled()
