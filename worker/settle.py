@@ -122,21 +122,10 @@ class Settler:
         task makes it again): done once the broker holds it, or with what else it raised."""
         held = first.get_loop().create_future()
 
-        def done(_first: asyncio.Future[None]) -> None:
-            error = None if first.cancelled() else first.exception()  # retrieved in any case
-            if held.done():
-                return
-            if first.cancelled():
-                held.cancel()
-            elif isinstance(error, Refused):
-                _chain(asyncio.ensure_future(self._held(publish, error)), held)
-            elif error is not None:
-                held.set_exception(error)
-            else:
-                held.set_result(None)
+        def again(refused: Refused) -> None:
+            _chain(asyncio.ensure_future(self._held(publish, refused)), held)
 
-        first.add_done_callback(done)
-        _give_up_with(held, first)
+        _chain(first, held, again)
         return held
 
     async def _held(
@@ -262,32 +251,34 @@ class Settler:
                 assert_never(outcome)
 
 
-def _chain(task: asyncio.Future[None], held: asyncio.Future[None]) -> None:
-    """`held` ends as `task` does; cancelling `held` (a stop past its grace) cancels `task`."""
+def _chain(
+    under: asyncio.Future[None],
+    held: asyncio.Future[None],
+    on_refused: Callable[[Refused], None] | None = None,
+) -> None:
+    """`held` ends as `under` does (refused, `on_refused` carries on instead, when given).
+    Who gives up on `held` (a stop past its grace) gives up on `under`, as an await of it
+    would: a wait batch skips a delivery's future cancelled. Every failure is retrieved, so
+    none is logged "never retrieved" when its future is collected."""
 
-    def ended(_task: asyncio.Future[None]) -> None:
-        error = None if task.cancelled() else task.exception()  # retrieved in any case
+    def ended(_under: asyncio.Future[None]) -> None:
+        error = None if under.cancelled() else under.exception()
         if held.done():
             return
-        if task.cancelled():
+        if under.cancelled():
             held.cancel()
+        elif isinstance(error, Refused) and on_refused is not None:
+            on_refused(error)
         elif error is not None:
             held.set_exception(error)
         else:
             held.set_result(None)
 
-    task.add_done_callback(ended)
-    _give_up_with(held, task)
-
-
-def _give_up_with(held: asyncio.Future[None], under: asyncio.Future[None]) -> None:
-    """Who gives up on `held` (a stop past its grace) gives up on what it waits for, as an
-    await of `under` itself would: a wait batch skips a delivery's future cancelled."""
-
     def given_up(_held: asyncio.Future[None]) -> None:
         if held.cancelled():
             under.cancel()
 
+    under.add_done_callback(ended)
     held.add_done_callback(given_up)
 
 
