@@ -49,13 +49,17 @@ class Gate:
     def stalled(self) -> bool:
         return time.monotonic() - self.progress > self.stall
 
+    def _free(self) -> bool:
+        """A slot is free now, and nobody waits ahead."""
+        return self.busy < self.limit and not self.waiters
+
     def refuses(self) -> bool:
         """Would `enter` return False at once (no slot free, and stalled)?"""
-        return (self.busy >= self.limit or bool(self.waiters)) and self.stalled()
+        return not self._free() and self.stalled()
 
     async def enter(self) -> bool:
         """True: a slot is ours (release it after). False: the schema is stalled; defer."""
-        if self.busy < self.limit and not self.waiters:
+        if self._free():
             if self.busy == 0:
                 self.progress = time.monotonic()  # idle until now: not a stall
             self.busy += 1

@@ -86,8 +86,7 @@ class Settler:
 
     async def dead_delivery(self, delivery: Delivery, reason: DeadReason, error: str) -> None:
         headers = codec.dead_delivery(delivery, reason, error)
-        publish = self.publisher.publish_dead
-        await self._held(partial(publish, delivery.body, headers, codec.JSON_TYPE))
+        await self._dead(delivery.body, headers, codec.JSON_TYPE)
         self.metrics.dead(reason)
         log.warning(
             "delivery dead-lettered", reason=reason, error=headers[codec.H_ERROR],
@@ -97,8 +96,7 @@ class Settler:
     async def dead_event(self, inbound: Inbound, error: str, event_id: str | None) -> None:
         """An invalid event, kept byte for byte (contract §6)."""
         headers, error = codec.dead_event(error, event_id, inbound.routing_key)
-        publish = self.publisher.publish_dead
-        await self._held(partial(publish, inbound.body, headers, inbound.content_type))
+        await self._dead(inbound.body, headers, inbound.content_type)
         self.metrics.event_consumed("invalid", "invalid")
         self.metrics.dead("invalid")
         log.warning(
@@ -109,10 +107,13 @@ class Settler:
         """Each delivery dead-lettered `invalid` on its own (a batch too: one letter each)."""
         for inbound in inbounds:
             headers = codec.set_aside(inbound.headers, error)
-            publish = self.publisher.publish_dead
-            await self._held(partial(publish, inbound.body, headers, inbound.content_type))
+            await self._dead(inbound.body, headers, inbound.content_type)
             self.metrics.dead("invalid")
         log.warning("message set aside as invalid", error=codec.cut(error, 300))
+
+    async def _dead(self, body: bytes, headers: dict[str, Any], content_type: str | None) -> None:
+        """Every dead letter's publish, held while the broker refuses it (`_held`)."""
+        await self._held(partial(self.publisher.publish_dead, body, headers, content_type))
 
     # -- a publish the broker refused ----------------------------------------------------------
     def _held_future(
