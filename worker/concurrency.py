@@ -22,6 +22,13 @@ library does it:
   receiver's answers reach us 10 or 20 ms late when the worker's own event loop is busy, and
   `limit * excess / avg` turns those milliseconds into a queue of dozens at a limit of
   hundreds: that held the limit near 250 against a receiver that could take thousands.
+- In slow start the round is judged by its fastest answer instead of its average, as
+  HyStart++ (RFC 9406) judges slow start by each round's minimum round-trip: a doubling sends
+  the round's new requests in one burst, their answers come back in one burst, and the worker's
+  one event loop handles that burst answer after answer, so the later ones read late by the
+  worker's own work (512 answers at a fifth of a millisecond each: 100 ms), not by a queue in
+  the receiver. A receiver that queues delays every answer, the fastest too. That burst ended
+  a slow receiver's slow start at 512 and left it to grow by `6 * step` a round from there.
 - A drop (a timeout, no response, 429 or 503: the receiver says it is past its capacity)
   multiplies the limit by `backoff`, at most once a round, as TCP does once per window.
 - The growth needs evidence: a round whose peak in flight stayed under half the limit (the
@@ -79,6 +86,7 @@ class Limiter:
     _window_start: float = -INF
     _round_start: float | None = None
     _round_sum: float = 0.0
+    _round_min: float = INF
     _round_n: int = 0
     _round_peak: int = 0
     _last_drop: float = -INF
@@ -106,6 +114,7 @@ class Limiter:
         if self._round_start is None:
             self._round_start = now
         self._round_sum += rtt
+        self._round_min = min(self._round_min, rtt)
         self._round_n += 1
         self._round_peak = max(self._round_peak, in_flight)
         if now - self._round_start >= self._round_length():
@@ -116,8 +125,7 @@ class Limiter:
         self.limit = float(min(max(self.initial, self.floor), self.ceiling))
         self.slow_start = True
         self._min_now = self._min_prev = INF
-        self._round_start = None
-        self._round_sum, self._round_n, self._round_peak = 0.0, 0, 0
+        self._reset_round(None)
 
     def _round_length(self) -> float:
         base = self.baseline
@@ -133,16 +141,16 @@ class Limiter:
         if now - self._last_drop >= self._round_length():
             self._last_drop = now
             self._set(self.limit * self.backoff)
-            self._round_start = None  # the answers before the cut describe the old limit
-            self._round_sum, self._round_n, self._round_peak = 0.0, 0, 0
+            self._reset_round(None)  # the answers before the cut describe the old limit
 
     def _end_round(self, now: float) -> None:
-        avg = self._round_sum / self._round_n
+        # In slow start, the round's fastest answer (HyStart++): see the module's docstring.
+        rtt = self._round_min if self.slow_start else self._round_sum / self._round_n
         used = self._round_peak * 2 >= self.limit
-        self._round_start, self._round_sum, self._round_n, self._round_peak = now, 0.0, 0, 0
+        self._reset_round(now)
         base = self.baseline
-        excess = max(0.0, avg - base - max(self.slack, self.tolerance * base))
-        queue = self.limit * excess / avg if avg > 0 else 0.0
+        excess = max(0.0, rtt - base - max(self.slack, self.tolerance * base))
+        queue = self.limit * excess / rtt if rtt > 0 else 0.0
         step = max(1.0, math.log10(self.limit))
         alpha, beta = 3 * step, 6 * step
         if queue > beta:
@@ -154,6 +162,10 @@ class Limiter:
             self._set(self.limit * 2 if self.slow_start else self.limit + beta)
         elif queue < alpha:
             self._set(self.limit + step)
+
+    def _reset_round(self, start: float | None) -> None:
+        self._round_start, self._round_sum, self._round_n, self._round_peak = start, 0.0, 0, 0
+        self._round_min = INF
 
     def _set(self, value: float) -> None:
         self.limit = min(float(self.ceiling), max(float(self.floor), value))

@@ -80,6 +80,34 @@ def test_a_flat_slow_receiver_answering_late_by_the_workers_own_lag_is_not_throt
     assert seen[-1] >= 500, seen
 
 
+def test_a_slow_start_is_not_ended_by_the_workers_own_lag_over_a_burst() -> None:
+    """A doubling's answers come back in one burst, and the worker reads the i-th of them
+    i * 0.2 ms late (its event loop handles them one after the other), the first on time: no
+    queue in the receiver, so slow start goes on to the ceiling. Judged by the round's average
+    (up to 100 ms late at 512 in flight) it ended at 512."""
+    limiter, now = Limiter(floor=4, ceiling=1024, initial=64), 0.0
+    for _ in range(6):
+        c = limiter.current
+        now += 0.2
+        for i in range(c):
+            limiter.sample(now + i * 0.0002, 0.2 + i * 0.0002, "ok", c)
+    assert limiter.current == 1024
+    assert limiter.slow_start
+
+
+def test_a_queue_in_the_receiver_still_ends_the_slow_start() -> None:
+    """Every answer of the round late, the fastest too: a queue, read as one."""
+    limiter, now = Limiter(floor=4, ceiling=1024, initial=64), 0.0
+    for late in (0.0, 0.0, 0.05):
+        c = limiter.current
+        now += 0.2 + late
+        for i in range(c):
+            limiter.sample(now + i * 0.0002, 0.2 + late + i * 0.0002, "ok", c)
+    limiter.sample(now + 1.0, 0.25, "ok", 256)  # closes the third round
+    assert not limiter.slow_start
+    assert limiter.current < 256
+
+
 def test_past_its_slow_start_it_still_grows_from_64_to_500_in_a_few_seconds() -> None:
     limiter = Limiter(floor=4, ceiling=1024, initial=64)
     limiter.slow_start = False  # as after a first burst read as a queue
