@@ -60,6 +60,7 @@ class Bench:
         self.rx = receiver
         self.broker = broker
         self.figures: dict[str, Any] = {}
+        self.runs: list[dict[str, Any]] = []  # repeated phases' figures, one dict a run
         self.run_no = 0
         self.cpu = 0.0  # CPU seconds the last drained worker used while draining
         self.usage: dict[str, float] = {}  # and where the machine's time went meanwhile
@@ -324,6 +325,8 @@ async def main(quick: bool, only: list[str]) -> None:
             needs_ceiling = step == "ceiling" and any(s.startswith("end_to_end") for s in only)
             if only and step not in only and not needs_ceiling:
                 continue
+            if not only and step in receivers.PHASES and step not in receivers.DEFAULT:
+                continue  # measured within another phase (receivers.DEFAULT)
             started = time.monotonic()
             phase = receivers.PHASES.get(step)
             await (phase(bench) if phase else getattr(bench, step)())

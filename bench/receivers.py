@@ -1,12 +1,17 @@
 """The rows of issue 13: receivers as they really are, measured as that issue's table defines them.
 
     python -m bench receivers          # only these phases (with the ceiling and `slow`)
-    python -m bench hookless dead_half # or some of them
+    python -m bench dead_half degrade  # or some of them
 
 - hookless: a healthy schema's rate while half the events go to a queue with no hooks,
   against its rate alone (all events to it). What an event no hook wants costs.
 - dead_half: the healthy schema's rate while the other half goes to a dead receiver (never
-  answers, timeout 10 s), against its rate while that half goes to the hookless queue.
+  answers, timeout 10 s), against its rate while that half goes to the hookless queue; each
+  of its runs measures the hookless half too, so `receivers` runs this and not `hookless`.
+  Both are run REPEATS times, the phases of a run one after the other, each ratio within its
+  run; the figures are the medians, and every run's ratio is shown beside them: two workers
+  run a few seconds apart on a shared 2-core machine differ by several per cent, and one
+  run's ratio said as much about the minute it ran in as about the code.
 - `slow` (bench/__main__.py): one receiver answering after 200 ms, deliveries/s.
 - degrade: a receiver that slows past a knee of concurrency and answers 503 past a wall
   (bench/receiver.py, /degrade/): the mean concurrency it sees once settled, against the knee.
@@ -24,9 +29,11 @@ every phase of bench/__main__.py.
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -38,6 +45,8 @@ from worker.store import connect
 if TYPE_CHECKING:
     from bench.__main__ import Bench
 
+REPEATS = 3  # runs of the hookless and dead phases, for medians (BENCH_REPEATS; --quick: 1)
+RATIOS = ("rx_hookless_ratio", "rx_hookless_ratio_per_core", "rx_dead_ratio")
 RATE_LIMIT = 1000.0  # per second; --quick: 100
 DEGRADE_SECONDS = 9.0  # measured after a third of it; --quick: 2
 # The hookless phases' CPU, in cores between the first and the last delivery (bench/procs.py
@@ -51,6 +60,27 @@ def quick(bench: Bench) -> bool:
 
 
 async def alone_and_hookless(bench: Bench) -> None:
+    """The hookless half, `repeats` times: the figures are the medians (`_medians`)."""
+    for _ in range(repeats(bench)):
+        await _alone_and_hookless(bench)
+    _medians(bench)
+
+
+async def dead_half(bench: Bench) -> None:
+    """Alone, beside the hookless half, beside the dead half: one after the other, `repeats`
+    times, each ratio taken within its own run (so a slower minute of the machine moves both
+    of its phases), and the medians reported with every run's ratio beside them."""
+    for _ in range(repeats(bench)):
+        await _alone_and_hookless(bench)
+        await _dead(bench)
+    _medians(bench)
+
+
+def repeats(bench: Bench) -> int:
+    return 1 if quick(bench) else int(os.environ.get("BENCH_REPEATS", REPEATS))
+
+
+async def _alone_and_hookless(bench: Bench) -> None:
     n = bench.sizes.n
     await bench.fresh([Target(1, bench.rx.url("/fast/1"))])
     await bench.broker.publish(bench.events(n))
@@ -61,7 +91,7 @@ async def alone_and_hookless(bench: Bench) -> None:
     await bench.broker.publish(bench.events(n, queues=(1, 2)))
     beside = await bench.drain(Worker("rx-hookless"), "/fast/1", n // 2, 600)
     usage["hookless"] = bench.usage
-    f = bench.figures
+    f: dict[str, Any] = {}
     for phase, shares in usage.items():  # in cores: is the worker the one that is short?
         for proc in USAGE_OF:
             f[f"rx_{phase}_{proc}_cores"] = shares.get(proc, "n/a")
@@ -77,27 +107,40 @@ async def alone_and_hookless(bench: Bench) -> None:
     cores = usage["alone"].get("worker"), usage["hookless"].get("worker")
     if cores[0] and cores[1]:
         f["rx_hookless_ratio_per_core"] = round(beside / cores[1] / (alone / cores[0]), 3)
+    bench.runs.append(f)
 
 
-async def dead_half(bench: Bench) -> None:
+async def _dead(bench: Bench) -> None:
     n = bench.sizes.n
-    if "rx_hookless_per_s" not in bench.figures:
-        await alone_and_hookless(bench)
     await bench.fresh(
         [Target(1, bench.rx.url("/fast/1")),
          Target(2, bench.rx.url("/down/2"), bench.sizes.down_timeout_ms)]
     )  # fmt: skip
     await bench.broker.publish(bench.events(n, queues=(1, 2)))
     rate = await bench.drain(Worker("rx-dead-half"), "/fast/1", n // 2, 120, cut=True)
-    f = bench.figures
-    f["rx_dead_per_s"] = round(rate)
-    f["rx_dead_ratio"] = round(rate / f["rx_hookless_per_s"], 3)
-    if bench.cpu and "rx_delivery_cpu_us" in f:  # not cut short: the worker's CPU, as above
-        per_delivery = f["rx_delivery_cpu_us"] / 1e6
+    this_run = bench.runs[-1]  # the alone and hookless phases just before
+    f: dict[str, Any] = {"rx_dead_per_s": round(rate)}
+    f["rx_dead_ratio"] = round(rate / this_run["rx_hookless_per_s"], 3)
+    if bench.cpu:  # not cut short: the worker's CPU, as above
+        per_delivery = this_run["rx_delivery_cpu_us"] / 1e6
         f["rx_dead_cpu_us"] = round((bench.cpu - per_delivery * n / 2) / (n / 2) * 1e6)
-    if bench.cpu:  # where the machine's time went meanwhile (not measured when cut short)
-        for proc in USAGE_OF:
+        for proc in USAGE_OF:  # where the machine's time went meanwhile
             f[f"rx_dead_{proc}_cores"] = bench.usage.get(proc, "n/a")
+    this_run.update(f)
+
+
+def _medians(bench: Bench) -> None:
+    """Each figure of the repeated phases: the median over the runs (the lower of the two
+    middle ones for an even count); the ratios also with each run's value, in run order."""
+    runs, bench.runs = bench.runs, []
+    for key in runs[0]:
+        values = [run[key] for run in runs if isinstance(run.get(key), int | float)]
+        if values:
+            bench.figures[key] = statistics.median_low(values)
+    for key in RATIOS:
+        values = [str(run[key]) for run in runs if key in run]
+        if len(values) > 1:
+            bench.figures[f"{key}_runs"] = " ".join(values)
 
 
 async def degrade(bench: Bench) -> None:
@@ -221,7 +264,10 @@ PHASES: dict[str, Phase] = {
     "cold_start": cold_start,
     "processes": processes,
 }
-GROUP = ["ceiling", "slow", *PHASES]  # what `python -m bench receivers` runs
+# What `python -m bench receivers` (and a whole `make bench`) runs: dead_half measures the
+# hookless half in each of its runs, so `hookless` alone is only for asking by name.
+DEFAULT = [name for name in PHASES if name != "hookless"]
+GROUP = ["ceiling", "slow", *DEFAULT]
 
 
 def expand(only: list[str]) -> list[str]:
@@ -232,7 +278,9 @@ ROWS: list[tuple[str, str, str, str | None]] = [
     ("healthy schema alone", "rx_alone_per_s", "deliveries/s", None),
     ("healthy, half the events hookless", "rx_hookless_per_s", "deliveries/s", None),
     ("hookless half: healthy keeps", "rx_hookless_ratio", "", ">= 0.75"),
+    ("  each run", "rx_hookless_ratio_runs", "", None),
     ("the same, per worker core", "rx_hookless_ratio_per_core", "", None),
+    ("  each run", "rx_hookless_ratio_per_core_runs", "", None),
     ("worker CPU per delivered event", "rx_delivery_cpu_us", "us", None),
     ("worker CPU per hookless event", "rx_hookless_cpu_us", "us", None),
     *(
@@ -242,6 +290,7 @@ ROWS: list[tuple[str, str, str, str | None]] = [
     ),
     ("healthy, half to a dead receiver", "rx_dead_per_s", "deliveries/s", None),
     ("dead half / hookless half", "rx_dead_ratio", "", ">= 0.9"),
+    ("  each run", "rx_dead_ratio_runs", "", None),
     ("worker CPU per dead receiver's event", "rx_dead_cpu_us", "us", None),
     *(
         (f"dead phase: {proc.replace('_', ' ')} CPU", f"rx_dead_{proc}_cores", "cores", None)
