@@ -29,6 +29,10 @@ library does it:
   worker's own work (512 answers at a fifth of a millisecond each: 100 ms), not by a queue in
   the receiver. A receiver that queues delays every answer, the fastest too. That burst ended
   a slow receiver's slow start at 512 and left it to grow by `6 * step` a round from there.
+  When the loop is busy for the whole round even the fastest answer is late, so one round
+  read as a queue only holds the limit; a second in a row ends slow start, a clear one goes
+  on doubling (HyStart++ likewise goes back to slow start when the delay it saw was gone in
+  the rounds after, RFC 9406 §4.3).
 - A drop (a timeout, no response, 429 or 503: the receiver says it is past its capacity)
   multiplies the limit by `backoff`, at most once a round, as TCP does once per window.
 - The growth needs evidence: a round whose peak in flight stayed under half the limit (the
@@ -81,6 +85,7 @@ class Limiter:
     tolerance: float = 0.1  # ... or this share of the baseline, when that is more
     limit: float = field(default=0.0)
     slow_start: bool = True
+    _doubt: bool = False  # in slow start, the last round read as a queue
     _min_now: float = INF
     _min_prev: float = INF
     _window_start: float = -INF
@@ -123,7 +128,7 @@ class Limiter:
     def restart(self) -> None:
         """The receiver came back (its circuit closed): learn it again from the start."""
         self.limit = float(min(max(self.initial, self.floor), self.ceiling))
-        self.slow_start = True
+        self.slow_start, self._doubt = True, False
         self._min_now = self._min_prev = INF
         self._reset_round(None)
 
@@ -154,11 +159,16 @@ class Limiter:
         step = max(1.0, math.log10(self.limit))
         alpha, beta = 3 * step, 6 * step
         if queue > beta:
-            self.slow_start = False
+            if self.slow_start and not self._doubt:
+                self._doubt = True  # one round may be a burst's: hold, and see the next
+                return
+            self.slow_start = self._doubt = False
             self._set(self.limit - max(step, (queue - beta) / 2))
-        elif not used:
+            return
+        self._doubt = False
+        if not used:
             return  # no evidence: the worker had no more to send
-        elif queue <= step:
+        if queue <= step:
             self._set(self.limit * 2 if self.slow_start else self.limit + beta)
         elif queue < alpha:
             self._set(self.limit + step)

@@ -95,17 +95,33 @@ def test_a_slow_start_is_not_ended_by_the_workers_own_lag_over_a_burst() -> None
     assert limiter.slow_start
 
 
-def test_a_queue_in_the_receiver_still_ends_the_slow_start() -> None:
-    """Every answer of the round late, the fastest too: a queue, read as one."""
-    limiter, now = Limiter(floor=4, ceiling=1024, initial=64), 0.0
-    for late in (0.0, 0.0, 0.05):
+def slow_start_rounds(limiter: Limiter, lateness: list[float]) -> list[int]:
+    """Rounds of a 200-ms receiver: each round's answers read a little later one after the
+    other (the worker's loop), every one of them `late` more (a queue in the receiver), then
+    one more answer that closes the round. The limit after each round."""
+    now, seen = 0.0, []
+    for late in lateness:
         c = limiter.current
-        now += 0.2 + late
         for i in range(c):
-            limiter.sample(now + i * 0.0002, 0.2 + late + i * 0.0002, "ok", c)
-    limiter.sample(now + 1.0, 0.25, "ok", 256)  # closes the third round
+            limiter.sample(now + i * 1e-5, 0.2 + late + i * 0.0002, "ok", c)
+        now += 1.0
+        limiter.sample(now, 0.2 + late, "ok", c)
+        seen.append(limiter.current)
+    return seen
+
+
+def test_a_queue_in_the_receiver_still_ends_the_slow_start() -> None:
+    """Every answer late, the fastest too, two rounds in a row: a queue, read as one."""
+    limiter = Limiter(floor=4, ceiling=1024, initial=64)
+    assert slow_start_rounds(limiter, [0.0, 0.0, 0.05, 0.05]) == [128, 256, 256, 247]
     assert not limiter.slow_start
-    assert limiter.current < 256
+
+
+def test_one_round_late_in_slow_start_holds_the_limit_and_the_next_clear_one_doubles_it() -> None:
+    """A loop busy for a whole round makes even its fastest answer late: held, not ended."""
+    limiter = Limiter(floor=4, ceiling=1024, initial=64)
+    assert slow_start_rounds(limiter, [0.0, 0.0, 0.05, 0.0]) == [128, 256, 256, 512]
+    assert limiter.slow_start
 
 
 def test_past_its_slow_start_it_still_grows_from_64_to_500_in_a_few_seconds() -> None:
