@@ -5,9 +5,16 @@ three `readexactly` awaits (type, header, payload), and a message is three frame
 content header, body): about a third of a consumed message's CPU on this path (docs/
 receivers.md, "An event no hook wants"). This one reads whatever the stream has buffered (up
 to `READ_SIZE`) in one await, cuts every whole frame out of it and hands them out one by one;
-a frame cut short waits in the buffer for the next read. The frames themselves are still
-pamqp's `unmarshal`, and everything above (the connection's reader, its channels, heartbeats,
-closes) is aiormq's own.
+a frame cut short waits in the buffer for the next read. Everything above (the connection's
+reader, its channels, heartbeats, closes) is aiormq's own.
+
+The three frames of a delivered message (basic.deliver, its content header, its body) are
+decoded by `unmarshal` below into the same pamqp objects, with pamqp's own decoder of each
+field, but without pamqp's dispatch on each field's type name at every field of every frame:
+8 us of pamqp for a message's three frames, a sixth of an event no hook wants (docs/
+receivers.md). Any other frame, a header with more than one word of property flags, and any
+frame the fast path cannot read goes to pamqp's `unmarshal` whole, which decodes it or
+raises as it always did: the fast path never decides that a frame is wrong.
 
 aiormq builds its receiver by the module's name `FrameReceiver` inside `Connection.connect`,
 with no parameter for it, so `install` puts this subclass under that name: every aiormq
@@ -25,12 +32,24 @@ from struct import Struct
 import aiormq.connection
 import pamqp.frame
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
+from pamqp import constants, decode
+from pamqp.body import ContentBody
+from pamqp.commands import Basic
 from pamqp.exceptions import PAMQPException
+from pamqp.header import ContentHeader
 
 ReceivedFrame = aiormq.connection.ReceivedFrame
 READ_SIZE = 1 << 18  # a read takes what is buffered, up to this: the stream's own bound is lower
 _HEADER = Struct(">BHI")  # type, channel, payload size
 _OVERHEAD = _HEADER.size + 1  # the header, and the frame-end octet after the payload
+_DELIVER = Struct(">I").pack(Basic.Deliver.index)  # a method frame's first four octets
+_TAG = Struct(">Q")
+_CONTENT = Struct(">HHQH")  # class, weight, body size, the first word of property flags
+# Basic.Properties in their wire order: (flag, attribute, pamqp's decoder of its type).
+_PROPERTIES = [
+    (Basic.Properties.flags[name], name, decode.METHODS[getattr(Basic.Properties, "_" + name)])
+    for name in Basic.Properties.__slots__
+]
 
 
 class BulkFrameReceiver(aiormq.connection.FrameReceiver):
@@ -82,11 +101,61 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
             if end > size:
                 break
             try:
-                self._frames.append(pamqp.frame.unmarshal(data[start:end]))
+                self._frames.append(unmarshal(data[start:end]))
             except PAMQPException as e:
                 raise InvalidFrameError(str(e)) from e
             start = end
         self._pending = data[start:] if start else data
+
+
+def unmarshal(frame: bytes) -> ReceivedFrame:
+    """pamqp's `frame.unmarshal` of one whole frame, the frames of a delivery decoded directly."""
+    kind, channel, size = _HEADER.unpack_from(frame)
+    if size and len(frame) == size + _OVERHEAD and frame[-1] == constants.FRAME_END:
+        payload = frame[_HEADER.size : -1]
+        try:
+            if kind == constants.FRAME_BODY:
+                return len(frame), channel, ContentBody(payload)
+            if kind == constants.FRAME_METHOD and payload[:4] == _DELIVER:
+                return len(frame), channel, _deliver(payload)
+            if kind == constants.FRAME_HEADER:
+                header = _content_header(payload)
+                if header is not None:
+                    return len(frame), channel, header
+        except (ValueError, IndexError, TypeError):  # pamqp's to judge, below
+            pass
+    return pamqp.frame.unmarshal(frame)
+
+
+def _deliver(payload: bytes) -> Basic.Deliver:
+    """basic.deliver's fields, in order: consumer tag, delivery tag, redelivered (one bit in
+    an octet), exchange, routing key."""
+    method = Basic.Deliver()
+    used, method.consumer_tag = decode.short_str(payload[4:])
+    at = 4 + used
+    method.delivery_tag = _TAG.unpack_from(payload, at)[0]
+    method.redelivered = bool(payload[at + 8] & 1)
+    used, method.exchange = decode.short_str(payload[at + 9 :])
+    at += 9 + used
+    used, method.routing_key = decode.short_str(payload[at:])
+    if at + used != len(payload):
+        raise ValueError("basic.deliver is not as long as its frame")
+    return method
+
+
+def _content_header(payload: bytes) -> ContentHeader | None:
+    """None for a header with a second word of flags (pamqp reads those)."""
+    header = ContentHeader()
+    header.class_id, header.weight, header.body_size, flags = _CONTENT.unpack_from(payload)
+    if flags & 1:
+        return None
+    properties, data = header.properties, payload[_CONTENT.size :]
+    for flag, name, read in _PROPERTIES:
+        if flags & flag:
+            used, value = read(data)
+            setattr(properties, name, value)
+            data = data[used:]
+    return header
 
 
 def install() -> None:
