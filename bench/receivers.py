@@ -133,7 +133,7 @@ def _medians(bench: Bench) -> None:
     """Each figure of the repeated phases: the median over the runs (the lower of the two
     middle ones for an even count); the ratios also with each run's value, in run order."""
     runs, bench.runs = bench.runs, []
-    for key in runs[0]:
+    for key in dict.fromkeys(key for run in runs for key in run):  # a run cut short has fewer
         values = [run[key] for run in runs if isinstance(run.get(key), int | float)]
         if values:
             bench.figures[key] = statistics.median_low(values)

@@ -31,3 +31,11 @@ def test_an_even_count_takes_the_lower_middle_and_one_run_shows_no_runs_row() ->
     bench = SimpleNamespace(runs=[{"rx_dead_ratio": 0.9}], figures={})
     _medians(bench)  # type: ignore[arg-type]
     assert bench.figures == {"rx_dead_ratio": 0.9}
+
+
+def test_a_figure_missing_from_the_first_run_is_still_the_median_of_the_others() -> None:
+    """A dead phase cut short reports no CPU figure: the runs that have one still count."""
+    runs = [{"rx_dead_ratio": 0.5}, {"rx_dead_ratio": 0.7, "rx_dead_cpu_us": 120}]
+    bench = SimpleNamespace(runs=runs, figures={})
+    _medians(bench)  # type: ignore[arg-type]
+    assert bench.figures["rx_dead_cpu_us"] == 120
