@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from struct import Struct
+from struct import error as StructError
 
 import aiormq.connection
 import pamqp.frame
@@ -122,7 +123,7 @@ def unmarshal(frame: bytes) -> ReceivedFrame:
                 header = _content_header(payload)
                 if header is not None:
                     return len(frame), channel, header
-        except (ValueError, IndexError, TypeError):  # pamqp's to judge, below
+        except (StructError, ValueError, IndexError, TypeError):  # pamqp's to judge, below
             pass
     return pamqp.frame.unmarshal(frame)
 
