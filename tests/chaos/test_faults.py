@@ -165,7 +165,11 @@ async def test_receiver_failing_half_and_dropping_connections(scenario: Scenario
     sc.delays = "100ms,200ms,400ms,800ms"
     sc.receiver.answer = flaky(fail=0.4, close=0.1)
     await sc.seed()  # the broker again, for the wait queues of these tiers
-    worker = sc.worker("worker")
+    # Half the answers failing trip the circuit (5 failures in a row) every few dozen
+    # attempts. This case's first tier is the default one (10 s) a hundred times shorter, so
+    # its probe interval is too (5 s -> 50 ms): at 5 s the tail, put off behind probes that
+    # fail half the time, took 11-72 s in ten runs and once passed the 120-s timeout in CI.
+    worker = sc.worker("worker", QUEUE_HOOKS_CIRCUIT_OPEN="50ms")
     await worker.wait_log("worker consuming")
     ledger = await sc.publish()
     await finish(sc, ledger, "receiver 50% failing", 0, "40% HTTP 500, 10% dropped")
