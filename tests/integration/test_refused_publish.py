@@ -37,9 +37,8 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @pytest.fixture
-async def refusing_waits(platform: Platform) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-    """Sets the policy; yields what lifts it (lifted at the end in any case, and the wait
-    queue deleted: the platform fixture deletes only those of the usual delays)."""
+async def refusing_waits() -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Sets the policy; yields what lifts it (lifted at the end in any case)."""
     definition = '{"max-length": 0, "overflow": "reject-publish"}'
     await asyncio.to_thread(
         rabbitmqctl, "set_policy", "--apply-to", "queues", POLICY, r"^queue-hooks\.wait\.",
@@ -57,7 +56,6 @@ async def refusing_waits(platform: Platform) -> AsyncIterator[Callable[[], Await
         yield lift
     finally:
         await lift()
-        await platform.channel.queue_delete(t.wait_queue(DELAY))
 
 
 async def test_a_refused_retry_is_held_and_the_other_hook_is_called_once(
