@@ -45,7 +45,8 @@ from worker.store import connect
 if TYPE_CHECKING:
     from bench.__main__ import Bench
 
-REPEATS = 3  # runs of the hookless and dead phases, for medians (BENCH_REPEATS; --quick: 1)
+# Runs of the ceiling and of the hookless and dead phases, for medians (BENCH_REPEATS; --quick: 1).
+REPEATS = 3
 RATIOS = ("rx_hookless_ratio", "rx_hookless_ratio_per_core", "rx_dead_ratio")
 RATE_LIMIT = 1000.0  # per second; --quick: 100
 DEGRADE_SECONDS = 9.0  # measured after a third of it; --quick: 2
