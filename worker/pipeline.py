@@ -41,6 +41,7 @@ from worker.policy import (
     after_verdict,
     deferral,
     judge,
+    not_its_hook,
     not_signable,
     quick_retryable,
 )
@@ -146,9 +147,10 @@ class Pipeline:
             ) from None
         await self.hooks.wait_fresh()
         hook = self.hooks.hook(delivery.hook_id)
-        if hook is None:
-            error = f"hook {delivery.hook_id} is disabled or deleted"
-            await self.settle.delivery(delivery, Dead("disabled", error), time.time())
+        now = None if hook is None else (hook.queue_id, hook.event)
+        error = not_its_hook(delivery.hook_id, (delivery.queue_id, delivery.event), now)
+        if hook is None or error is not None:  # not sent (contract §5)
+            await self.settle.delivery(delivery, Dead("disabled", error or ""), time.time())
             return
         await self._run(delivery, hook)
 

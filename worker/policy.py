@@ -18,6 +18,25 @@ RETRY_STATUSES = frozenset({408, 425, 429})
 QUICK_STATUSES = frozenset({502, 503, 504})
 
 
+# -- whose a retry is --------------------------------------------------------------------------
+def not_its_hook(
+    hook_id: int, made_for: tuple[int, str], now: tuple[int, str] | None
+) -> str | None:
+    """Why a delivery made for hook `hook_id` as (queue id, event) `made_for` must not go to
+    it as it is `now` (None: disabled or deleted); None when it may. A hook changed while its
+    retry waited (the API's update, or SQL) is no longer the one the delivery was made for: a
+    `leaving` body never reaches a hook now for `joined` (contract §5, reason `disabled`).
+    What the delivery does not say (queue 0, event "": a message from before these headers)
+    is not held against it."""
+    if now is None:
+        return f"hook {hook_id} is disabled or deleted"
+    (queue_id, event), (queue_now, event_now) = made_for, now
+    if (queue_id and queue_id != queue_now) or (event and event != event_now):
+        now_for, was_for = f"{event_now} of queue {queue_now}", f"{event} of queue {queue_id}"
+        return f"hook {hook_id} is now for {now_for}, not {was_for}"
+    return None
+
+
 # -- what one attempt means ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Delivered:

@@ -60,10 +60,13 @@ async def dead_invalid(broker: Broker, body: bytes, routing_key: str | None = No
 
 
 async def hooks(db: Conn, count: int) -> list[int]:
+    """Hooks on `joined` of queue 1, the event and queue `dead_delivery` says its letters are
+    for (a replay keeps a letter whose hook is now for another: `test_replay_keeps_...`)."""
     await seed_queue(db, 1, 0)
-    schema = await seed_schema(db, "http://127.0.0.1:9/hook")
-    events = ["joined", "answered", "offering", "bridged", "missed", "leaving", "processing"]
-    return [await seed_hook(db, 1, events[i], schema) for i in range(count)]
+    return [
+        await seed_hook(db, 1, "joined", await seed_schema(db, f"http://127.0.0.1:9/hook/{i}"))
+        for i in range(count)
+    ]
 
 
 async def listed(**filters: Any) -> list[dict[str, Any]]:
@@ -178,6 +181,25 @@ async def test_replay_sends_failed_deliveries_back_for_a_fresh_series(
     assert "replayed 0 dead letter(s)" in result.out
     assert await platform.depth(t.DEAD_QUEUE) == 1
     assert flaky != other
+
+
+async def test_replay_keeps_a_letter_whose_hook_is_now_for_another_event_or_queue(
+    db: Conn, platform: Platform, broker: Broker
+) -> None:
+    h1, h2, h3 = await hooks(db, 3)
+    await seed_queue(db, 2, 0)
+    for hook in (h1, h2, h3):
+        await dead_delivery(broker, hook)  # each made for `joined` of queue 1
+    await db.execute("UPDATE queue_hooks.hooks SET event = 'leaving' WHERE id = $1", h1)
+    await db.execute("UPDATE queue_hooks.hooks SET queue_id = 2 WHERE id = $1", h2)
+    result = await queue_hooks("dlq", "replay")
+    assert result.code == 0, result.err
+    assert f"kept #1: hook {h1} is now for leaving of queue 1, not joined of queue 1" in result.out
+    assert f"kept #2: hook {h2} is now for joined of queue 2, not joined of queue 1" in result.out
+    assert "replayed 1 dead letter(s); 2 kept" in result.out
+    assert await platform.depth(t.DEAD_QUEUE) == 2
+    (back,) = await retry_messages(platform)
+    assert back.headers[t.H_HOOK_ID] == h3
 
 
 async def _depth_is(platform: Platform, queue: str, count: int) -> bool:

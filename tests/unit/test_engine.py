@@ -223,6 +223,23 @@ async def test_a_retry_of_a_disabled_hook_is_dead_disabled_unsent() -> None:
     assert not e.deliverer.posted and e.acked == [True]
 
 
+@pytest.mark.parametrize(
+    ("event", "queue_id", "error"),
+    [("leaving", 12, "hook 5 is now for joined of queue 12, not leaving of queue 12"),
+     ("joined", 13, "hook 5 is now for joined of queue 12, not joined of queue 13")],
+)  # fmt: skip
+async def test_a_retry_whose_hook_now_means_another_event_is_dead_disabled_unsent(
+    event: str, queue_id: int, error: str
+) -> None:
+    e = engine()  # hook 5: joined of queue 12, changed so while the retry waited
+    await e.consume(
+        retry_inbound(delivery(event=event, queue_id=queue_id, tier=1, attempts=1)), retry=True
+    )
+    ((_body, headers, _type),) = e.publisher.dead
+    assert headers[codec.H_REASON] == "disabled" and headers[codec.H_ERROR] == error
+    assert not e.deliverer.posted and e.acked == [True]
+
+
 async def test_a_stray_retry_message_is_set_aside_invalid_and_acked() -> None:
     e = engine()
     stray = Inbound(b"hello", {"x-mine": "yes"}, "text/plain", None, False, "queue-hooks.retry")

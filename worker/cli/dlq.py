@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import click
 import orjson
@@ -19,8 +19,11 @@ import orjson
 from worker.broker import topology as t
 from worker.broker.dlq import DeadLetter, DeadLetterQueue, MoveFailed, NoDeadQueue, Scan
 from worker.cli.base import CommandError, main_group, run_async, settings
-from worker.policy import DeadReason
+from worker.policy import DeadReason, not_its_hook
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.store.lookup import HookState
 
 REASONS = get_args(DeadReason)
 
@@ -117,18 +120,21 @@ async def replay(
     return report
 
 
-def _why_not(letter: DeadLetter, states: dict[int, bool]) -> str | None:
+def _why_not(letter: DeadLetter, states: dict[int, HookState]) -> str | None:
     """Why this letter cannot go back now, or None when it can."""
     if letter.reason == "invalid":
         return None
     hook = letter.hook_id
     if hook is None:
         return f"no {t.H_HOOK_ID} header: not a delivery this worker can retry"
-    if hook not in states:
+    state = states.get(hook)
+    if state is None:
         return f"hook {hook} no longer exists"
-    if not states[hook]:
+    if not state.enabled:
         return f"hook {hook} is disabled (enable it, then replay again)"
-    return None
+    # The worker would not send it either (Pipeline.on_retry): the same rule, said here.
+    made_for = (letter.queue_id or 0, letter.event or "")
+    return not_its_hook(hook, made_for, (state.queue_id, state.event))
 
 
 async def _send_back(scan: Scan, letter: DeadLetter) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import asyncpg
 
 from worker.store.db import connect
@@ -11,16 +13,25 @@ class NotMigrated(LookupError):
     """The tables are not there: `queue-hooks migrate` has not run against this database."""
 
 
-async def hook_states(dsn: str) -> dict[int, bool]:
-    """hook id -> enabled, for every hook that exists (a deleted hook is absent)."""
+class HookState(NamedTuple):
+    enabled: bool
+    queue_id: int
+    event: str
+
+
+async def hook_states(dsn: str) -> dict[int, HookState]:
+    """hook id -> what it is now, for every hook that exists (a deleted hook is absent)."""
     conn = await connect(dsn)
     try:
-        rows = await conn.fetch("SELECT id, enabled FROM queue_hooks.hooks")
+        rows = await conn.fetch("SELECT id, enabled, queue_id, event FROM queue_hooks.hooks")
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         raise NotMigrated("the queue_hooks tables are missing: run `queue-hooks migrate`") from None
     finally:
         await conn.close()
-    return {int(r["id"]): bool(r["enabled"]) for r in rows}
+    return {
+        int(r["id"]): HookState(bool(r["enabled"]), int(r["queue_id"]), str(r["event"]))
+        for r in rows
+    }
 
 
 async def probe(dsn: str) -> tuple[int, int]:
