@@ -8,7 +8,16 @@ import pytest
 
 from worker.deliver import build_target, request_headers
 from worker.model import Attempt, Schema, describe_target
-from worker.policy import Dead, Delivered, Retry, judge, quick_retryable, retry_after, tier_wait
+from worker.policy import (
+    Dead,
+    Delivered,
+    Retry,
+    judge,
+    not_its_hook,
+    quick_retryable,
+    retry_after,
+    tier_wait,
+)
 
 URL = "https://user:pw@crm.example/hook?token=abc"
 SHOWN = describe_target(URL)
@@ -103,3 +112,20 @@ def test_static_headers_never_replace_ours() -> None:
         "webhook-id", "queue-hooks-attempt", "content-type", "user-agent", "authorization",
         "webhook-timestamp",
     }  # fmt: skip
+
+
+LEAVING_12 = "leaving of queue 12"
+
+
+@pytest.mark.parametrize(
+    ("made_for", "now", "error"),
+    [((12, "leaving"), (12, "leaving"), None),
+     ((12, "leaving"), None, "hook 5 is disabled or deleted"),
+     ((12, "leaving"), (12, "joined"), f"hook 5 is now for joined of queue 12, not {LEAVING_12}"),
+     ((12, "leaving"), (13, "leaving"), f"hook 5 is now for leaving of queue 13, not {LEAVING_12}"),
+     ((0, ""), (13, "joined"), None)],  # a message from before these headers: not held against it
+)  # fmt: skip
+def test_a_retry_goes_only_to_the_hook_it_was_made_for(
+    made_for: tuple[int, str], now: tuple[int, str] | None, error: str | None
+) -> None:
+    assert not_its_hook(5, made_for, now) == error
