@@ -130,11 +130,11 @@ async def test_a_rate_limit_sends_in_order_and_defers_what_its_bucket_cannot_hol
 
 
 class Degrading:
-    """20 ms up to `knee` requests at once, slower beyond (base x c / knee), 503 beyond `wall`;
-    `healthy`: 20 ms whatever the load. Records the concurrency each request met."""
+    """`base` up to `knee` requests at once, slower beyond (base x c / knee), 503 beyond
+    `wall`; `healthy`: `base` whatever the load. Records the concurrency each request met."""
 
-    def __init__(self, knee: int, wall: int) -> None:
-        self.knee, self.wall, self.healthy = knee, wall, False
+    def __init__(self, knee: int, wall: int, base: float = 0.02) -> None:
+        self.knee, self.wall, self.base, self.healthy = knee, wall, base, False
         self.now = 0
         self.seen: list[tuple[bool, int, int]] = []  # (healthy phase, concurrency, status)
 
@@ -146,7 +146,7 @@ class Degrading:
                 self.seen.append((False, c, 503))
                 return web.Response(status=503)
             slow = 1.0 if self.healthy else max(1.0, c / self.knee)
-            await asyncio.sleep(0.02 * slow)
+            await asyncio.sleep(self.base * slow)
             self.seen.append((self.healthy, c, 204))
             return web.Response(status=204)
         finally:
@@ -159,7 +159,12 @@ async def test_the_adaptive_limit_leaves_a_degrading_receivers_wall_and_grows_wh
     knee, wall, count = 8, 16, 600
     await seed_queue(db, 1, 1)
     await seed_hook(db, 1, "leaving", await seed_schema(db, receiver.url("/degrading")))
-    receiver.on("/degrading", server := Degrading(knee, wall))
+    # 100 ms an answer: past the wall takes more than 160 requests a second (in flight =
+    # rate x latency), which a backlog of 1,200 gives whatever the machine's load; at 20 ms
+    # it took 800 a second, and a loaded machine that could not deliver them failed the test
+    # (15 in flight at most) with the limit grown. The same base in both phases, as the
+    # limiter's baseline (the lowest round-trip of the last minute) carries over.
+    receiver.on("/degrading", server := Degrading(knee, wall, base=0.1))
     await start_worker(retry_delays=TIERS, circuit_failures=1000)
     for _ in range(count):
         await platform.publish(event(1, "leaving"))
