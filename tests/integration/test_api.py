@@ -171,6 +171,28 @@ async def test_search_filters_and_sorts(
         assert all(len(h) == 7 for h in found.json()["items"])  # every field, whatever `fields`
 
 
+async def test_searches_fold_the_case_of_every_alphabet(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """The test database is made with the C locale (deploy/local/services.sh), which folds
+    ASCII only: each search names a collation that folds Cyrillic too (0005)."""
+    await db.execute(
+        "INSERT INTO queue_hooks.queues (id, domain_id, name, type) VALUES (30, 1, 'Продажи', 1)"
+    )
+    crm = await seed_schema(db, "https://crm.example/h", name="Шлюз отдела")
+    hook = await seed_hook(db, 30, "leaving", crm)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        queues = await c.get("/call_center/queues", params={"q": "продажи"})
+        assert ids(queues.json()) == [30], queues.text
+        hooks = await c.get(HOOKS.format(30), params={"q": "ШЛЮЗ ОТД*"})
+        assert ids(hooks.json()) == [hook], hooks.text
+        schemas = (await c.get("/schemas", params={"q": "шлюз"})).json()["items"]
+        assert [s["name"] for s in schemas] == ["Шлюз отдела"]
+    found = await admin.schemas(db, "ОТДЕЛА", None)  # the commands' search
+    assert [r["name"] for r in found] == ["Шлюз отдела"]
+
+
 # -- create, read, update, patch, delete --------------------------------------------------------
 async def test_create_with_the_schema_id_as_string_and_as_number(
     db: Conn, api_url: str, make_token: MakeToken

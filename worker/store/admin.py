@@ -152,8 +152,11 @@ SELECT s.id, s.domain_id, s.name, s.url, s.headers, s.timeout_ms, s.secret, s.ma
        (SELECT count(*) FROM queue_hooks.hooks h WHERE h.schema_id = s.id) AS hooks
 FROM queue_hooks.schemas s
 """
+# Every search folds case in every alphabet, whatever the database's locale (0005's collation:
+# a database made with the C locale folds ASCII only, and queue names are often Cyrillic).
+FOLDED = "COLLATE queue_hooks.folded"
 # Part of the name, case-insensitive: the platform's schema picker is also a search box.
-_SEARCH = "($1::text IS NULL OR position(lower($1) IN lower(s.name)) > 0)"
+_SEARCH = f"($1::text IS NULL OR position(lower($1 {FOLDED}) IN lower(s.name {FOLDED})) > 0)"
 _IN_DOMAIN = "($2::bigint IS NULL OR s.domain_id = $2)"
 
 
@@ -167,7 +170,7 @@ async def schemas(
     """Matching schemas, those whose whole name matches first (lower(name) = search)."""
     return await conn.fetch(
         f"{_SCHEMA} WHERE {_SEARCH} AND {_IN_DOMAIN}"
-        " ORDER BY lower(s.name) = lower($1) DESC, s.id OFFSET $3 LIMIT $4",
+        f" ORDER BY lower(s.name {FOLDED}) = lower($1 {FOLDED}) DESC, s.id OFFSET $3 LIMIT $4",
         search, domain, offset, limit,
     )  # fmt: skip
 
@@ -336,6 +339,9 @@ async def act_as(conn: Conn, token_id: int) -> None:
 SORTS = {"id": "h.id", "event": "h.event", "schema": "s.name", "enabled": "h.enabled"}
 
 
+_HOOK_SEARCH = f"AND (h.event ILIKE $6 OR s.name {FOLDED} ILIKE $6)"
+
+
 def like_pattern(q: str) -> str:
     """The platform's search text as an ILIKE pattern: a substring, `*` for any run."""
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -361,7 +367,7 @@ async def search_hooks(
           AND (cardinality($3::bigint[]) = 0 OR h.schema_id = ANY($3))
           AND (cardinality($4::text[]) = 0 OR h.event = ANY($4))
           AND ($5::boolean IS NULL OR h.enabled = $5)
-          {"AND (h.event ILIKE $6 OR s.name ILIKE $6)" if q is not None else "AND $6::text IS NULL"}
+          {_HOOK_SEARCH if q is not None else "AND $6::text IS NULL"}
         ORDER BY {order} OFFSET $7 LIMIT $8
     """
     query = f"""
@@ -548,7 +554,7 @@ async def readable_queues(
     """The queues of a domain (only those listed in `grants` unless it is None), by id."""
     return await conn.fetch(
         _QUEUE_ONLY + " WHERE q.domain_id = $1 AND ($2::bigint[] IS NULL OR q.id = ANY($2))"
-        " AND ($3::text IS NULL OR q.name ILIKE $3) ORDER BY q.id OFFSET $4 LIMIT $5",
+        f" AND ($3::text IS NULL OR q.name {FOLDED} ILIKE $3) ORDER BY q.id OFFSET $4 LIMIT $5",
         domain, None if grants is None else list(grants),
         like_pattern(q) if q is not None else None, offset, limit,
     )  # fmt: skip
@@ -558,7 +564,7 @@ async def domain_schemas(
     conn: Conn, domain: int, q: str | None, offset: int, limit: int
 ) -> list[Row]:
     return await conn.fetch(
-        f"{_SCHEMA} WHERE s.domain_id = $1 AND ($2::text IS NULL OR s.name ILIKE $2)"
+        f"{_SCHEMA} WHERE s.domain_id = $1 AND ($2::text IS NULL OR s.name {FOLDED} ILIKE $2)"
         " ORDER BY s.id OFFSET $3 LIMIT $4",
         domain, like_pattern(q) if q is not None else None, offset, limit,
     )  # fmt: skip
