@@ -197,7 +197,7 @@ class Pipeline:
                 )
             finally:
                 self.metrics.in_flight_now -= 1
-            if result.blocked:
+            if result.blocked or result.unsent:
                 made -= 1  # refused before connecting: no HTTP request was made
             self.metrics.attempt(result)
             self.admission.sample(slot, result)

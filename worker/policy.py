@@ -68,7 +68,7 @@ def judge(attempt: Attempt, target: str, now: float) -> Verdict:
     if 200 <= status < 300:
         return Delivered()
     error = f"HTTP {status} from {target}"
-    if status in RETRY_STATUSES or status >= 500:
+    if status in RETRY_STATUSES or 500 <= status < 600:
         asked = retry_after(attempt.retry_after, now) if status in (429, 503) else None
         return Retry(error, asked)
     if status == 410:

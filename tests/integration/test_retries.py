@@ -163,3 +163,26 @@ async def test_a_retry_of_a_hook_disabled_meanwhile_is_not_sent(
     assert dead.headers[t.H_REASON] == "disabled"
     assert dead.headers[t.H_ATTEMPTS] == 1
     assert len(receiver.requests) == 1
+
+
+async def test_a_schema_url_the_table_takes_but_no_client_can_use_never_stops_the_worker(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+) -> None:
+    """`http://h:99999/` passes the table's check (contract §2: url is http or https): such a
+    row, seeded by SQL, once made the hook cache's load raise and every worker stop. Its
+    deliveries now fail as an unreachable receiver's do, without a request; the rest go."""
+    await seed_queue(db, 1, 1)
+    await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url()))
+    bad = await seed_hook(db, 1, "leaving", await seed_schema(db, "http://127.0.0.1:99999/x"))
+    await seed_schema(db, "http://[::1/x")  # no hook: read all the same
+    await start_worker()
+    sent = await platform.publish(event(1, "leaving"))
+    await platform.publish(event(1, "joined"))
+    (request,) = await receiver.wait_for(1)
+    assert request.json["type"] == "joined"
+    (letter,) = await platform.dead_letters(1)
+    assert orjson.loads(letter.body)["id"] == orjson.loads(sent)["id"]
+    assert letter.headers[t.H_REASON] == "exhausted"
+    assert letter.headers[t.H_HOOK_ID] == bad
+    assert letter.headers[t.H_ATTEMPTS] == 0  # no HTTP request was ever made
+    assert "Port out of range" in str(letter.headers[t.H_ERROR])

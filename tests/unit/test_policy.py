@@ -49,7 +49,8 @@ def test_410_is_gone() -> None:
     assert judge(at(410), SHOWN, NOW) == Dead("gone", "HTTP 410 from https://crm.example/hook")
 
 
-@pytest.mark.parametrize("status", [301, 302, 307, 400, 401, 403, 404, 409, 422])
+# 600 and above are not 5xx: "any other status" (HTTP/1.1 parsers take three digits).
+@pytest.mark.parametrize("status", [301, 302, 307, 400, 401, 403, 404, 409, 422, 600, 999])
 def test_other_statuses_are_rejected_at_once(status: int) -> None:
     verdict = judge(at(status), SHOWN, NOW)
     assert isinstance(verdict, Dead) and verdict.reason == "rejected"

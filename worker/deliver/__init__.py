@@ -56,6 +56,7 @@ class Target:
     blocked: str | None = None  # why its address is refused, when known without DNS
     plain_http: bool = False
     secret_error: str | None = None  # it cannot sign: nothing is sent (model.Schema)
+    url_error: str | None = None  # its URL cannot be used by any client: nothing is sent
 
     def __repr__(self) -> str:
         return f"Target(schema={self.schema_id}, {self.shown})"
@@ -72,6 +73,10 @@ class Target:
 
 
 def build_target(schema: Schema, allow_private: bool) -> Target:
+    try:
+        url, shown = yarl.URL(schema.url), describe_target(schema.url)
+    except ValueError as exc:
+        return _unusable(schema, str(exc))
     blocked = None
     if not allow_private:
         try:
@@ -80,8 +85,8 @@ def build_target(schema: Schema, allow_private: bool) -> Target:
             blocked = str(exc)
     return Target(
         schema_id=schema.id,
-        url=yarl.URL(schema.url),
-        shown=describe_target(schema.url),
+        url=url,
+        shown=shown,
         timeout=schema.timeout,
         # No rounding up to the next second (aiohttp's default for 5 s and more): a schema's
         # timeout is kept to the millisecond it says.
@@ -94,6 +99,19 @@ def build_target(schema: Schema, allow_private: bool) -> Target:
         plain_http=schema.url[:7].lower() == "http://",
         secret_error=schema.secret_error,
     )
+
+
+def _unusable(schema: Schema, error: str) -> Target:
+    """The table's check takes URLs no client can use (`http://h:99999/`, `http://[::1/`):
+    such a row, seeded by SQL, must not stop the load of every other schema (and with it
+    every worker). Each of its attempts ends as an unreachable receiver's, without a request:
+    retried through the tiers, then exhausted saying why, so a URL fixed meanwhile delivers."""
+    log.error("schema URL cannot be used", schema_id=schema.id, error=error)
+    return Target(
+        schema_id=schema.id, url=yarl.URL(), shown=f"schema {schema.id}", timeout=schema.timeout,
+        deadline=aiohttp.ClientTimeout(total=schema.timeout), static=(), signer=None,
+        url_error=error,
+    )  # fmt: skip
 
 
 def request_headers(
@@ -153,6 +171,8 @@ class Sender:
         started = time.perf_counter()
         if target.blocked:
             return Attempt(None, 0.0, f"blocked: {target.blocked}", blocked=True)
+        if target.url_error:
+            return Attempt(None, 0.0, f"URL cannot be used: {target.url_error}", unsent=True)
         headers = request_headers(target, webhook_id, attempt, body, time.time())
         self._warn_plain_http(target)
         try:
