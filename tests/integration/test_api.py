@@ -385,6 +385,9 @@ async def test_malformed_requests_are_4xx_error_objects(
         is_error(await c.get(HOOKS.format("99999999999999999999")), 400)
         is_error(await c.get(HOOKS.format("-1")), 400)
         is_error(await c.get(HOOKS.format("abc")), 400)
+        # Digits to str.isdigit() that int() refuses (superscript two): 400, not a 500.
+        is_error(await c.get(HOOKS.format("\u00b2")), 400)
+        is_error(await c.get("/call_center/queues/\u00b2"), 400)
         is_error(await c.get(HOOKS.format(12) + "/1.5"), 400)
         huge = b'{"event": "joined", "schema": {"id": 1}, "x": "' + b"a" * 2_000_000 + b'"}'
         is_error(await c.post(HOOKS.format(12), content=huge), 413)
