@@ -342,7 +342,10 @@ async def test_schema_admin(db: Conn, api_url: str, make_token: MakeToken) -> No
         for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "ftp://x/"):
             is_error(await c.post("/schemas", json={"name": "Bad", "url": url}), 400)
             is_error(await c.patch(f"/schemas/{new_id}", json={"url": url}), 400)
-        is_error(await c.post("/schemas", json={"name": "CRM", "url": "https://d.example/"}), 400)
+        # The database's own refusal (its unique key), in its words (contract §8).
+        dup = is_error(await c.post("/schemas", json={"name": "CRM", "url": "https://d.example/"}),
+                       400)  # fmt: skip
+        assert 'duplicate key value violates unique constraint "schemas_domain_name_key"' in dup
         is_error(await c.post("/schemas", json={"name": "H", "url": "https://h.example/",
                                                 "headers": {"webhook-id": "x"}}), 400)  # fmt: skip
         detail = is_error(await c.delete(f"/schemas/{s['crm']}"), 409)
@@ -407,6 +410,9 @@ async def test_malformed_requests_are_4xx_error_objects(
         is_error(await c.get(HOOKS.format("99999999999999999999")), 400)
         is_error(await c.get(HOOKS.format("-1")), 400)
         is_error(await c.get(HOOKS.format("abc")), 400)
+        # Digits to str.isdigit() that int() refuses (superscript two): 400, not a 500.
+        is_error(await c.get(HOOKS.format("\u00b2")), 400)
+        is_error(await c.get("/call_center/queues/\u00b2"), 400)
         is_error(await c.get(HOOKS.format(12) + "/1.5"), 400)
         huge = b'{"event": "joined", "schema": {"id": 1}, "x": "' + b"a" * 2_000_000 + b'"}'
         is_error(await c.post(HOOKS.format(12), content=huge), 413)

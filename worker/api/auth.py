@@ -54,9 +54,10 @@ class Asking(Caller):
 
 
 def _path_queue_id(request: Request) -> int | None:
-    """The path's queue id when it is one (the route's own validation answers the rest)."""
+    """The path's queue id when it is one (the route's own validation answers the rest).
+    ASCII digits only: `str.isdigit` also passes "²", which `int` refuses."""
     raw = request.path_params.get("queue_id")
-    if isinstance(raw, str) and raw.isdigit() and int(raw) <= MAX_ID:
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and int(raw) <= MAX_ID:
         return int(raw)
     return None
 
