@@ -88,7 +88,7 @@ def retry_after(header: str | None, now: float) -> float | None:
     if not header:
         return None
     text = header.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit passes "²", which float() refuses
         return float(text)
     try:
         when = parsedate_to_datetime(text)

@@ -78,6 +78,16 @@ def test_retry_after_as_a_date() -> None:
     assert retry_after(None, NOW) is None
 
 
+@pytest.mark.parametrize("odd", ["²", "\uff11\uff12", "٣", "-5", "1.5", "12 "])
+def test_an_odd_retry_after_is_read_as_none_never_raises(odd: str) -> None:
+    """A receiver's header is anything: digits that are not ASCII ("²" passes str.isdigit,
+    float() refuses it) must not fail the delivery's judging (contract §5: the tier's wait)."""
+    assert retry_after(odd, NOW) in (None, 12.0)
+    assert judge(at(503, retry_after=odd), SHOWN, NOW) == Retry(
+        "HTTP 503 from https://crm.example/hook", retry_after(odd, NOW)
+    )
+
+
 def test_tier_waits_lengthen_but_never_shorten_and_at_most_double() -> None:
     delays = (10.0, 60.0)
     assert tier_wait(delays, 0, None) == 10.0
