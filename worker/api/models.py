@@ -14,7 +14,7 @@ MAX_ID = 2**63 - 1  # bigint
 
 def _id(value: Any) -> Any:
     """A lookup's id as the platform encodes 64-bit ids (a string), or as a number."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("an id is a whole number, as a string or a number")

@@ -59,7 +59,7 @@ async def _pick_schema(conn: Conn, ref: str, queue: Row) -> Row:
     """A schema by id, else by name: the whole name (any case) or, failing that, part of it,
     within the queue's domain, as the platform's schema picker searches."""
     domain = queue["domain_id"]
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # str.isdigit alone passes "²", which int refuses
         row = await admin.schema(conn, int(ref))
         if row is not None:
             admin.check_domain(queue, row)

@@ -57,7 +57,7 @@ def _checked(check: Callable[..., T], *args: Any) -> T:
 def queue_type(text: str) -> int:
     """0..7, or the type's name (`inbound queue`, `inbound-queue`, any case)."""
     key = " ".join(text.replace("-", " ").replace("_", " ").lower().split())
-    if key.isdigit() and int(key) in QUEUE_TYPES:
+    if key.isascii() and key.isdigit() and int(key) in QUEUE_TYPES:
         return int(key)
     for type_id, name in QUEUE_TYPES.items():
         if name.lower() == key:
