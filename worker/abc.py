@@ -61,6 +61,11 @@ class Target(Protocol):
         """The URL as errors may show it: no userinfo, no query."""
         ...
 
+    @property
+    def url_error(self) -> str | None:
+        """Why no client can use its URL (nothing is sent), or None."""
+        ...
+
 
 class Deliverer(Protocol):
     """One HTTP attempt; never raises for what a receiver or the network does."""

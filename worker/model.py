@@ -55,7 +55,6 @@ class Attempt:
     refused: bool = False  # connection refused or reset before a response: worth a quick retry
     blocked: bool = False
     retry_after: str | None = None
-    unsent: bool = False  # no request could be made (a URL no client can use): not counted
 
 
 def describe_target(url: str) -> str:

@@ -42,7 +42,7 @@ from worker.policy import (
     deferral,
     judge,
     not_its_hook,
-    not_signable,
+    not_sendable,
     quick_retryable,
 )
 from worker.settings import Settings
@@ -112,7 +112,7 @@ class Pipeline:
 
     def _put_off_now(self, hook: Hook) -> PutOff | None:
         """Known now to be put off (Admission.put_off_now); None: `_outcome` decides."""
-        if hook.schema.secret_error:  # not signable: the retry path, as `_outcome` takes it
+        if _unsendable(hook):  # the retry path, as `_outcome` takes it
             return None
         return self.admission.put_off_now(hook.schema)
 
@@ -166,8 +166,8 @@ class Pipeline:
     ) -> tuple[Outcome, Delivery]:
         """`off`: put off already (`_put_off_now`); otherwise admission decides now."""
         delays = self.settings.retry_delays
-        if hook.schema.secret_error:  # never sent unsigned (issue 12, defect 7)
-            return not_signable(delivery, delays, hook.schema.secret_error), delivery
+        if error := _unsendable(hook):
+            return not_sendable(delivery, delays, error), delivery
         slot = off if off is not None else await self.admission.enter(hook.schema)
         if isinstance(slot, PutOff):
             return self._put_off(delivery, hook, slot), delivery
@@ -197,7 +197,7 @@ class Pipeline:
                 )
             finally:
                 self.metrics.in_flight_now -= 1
-            if result.blocked or result.unsent:
+            if result.blocked:
                 made -= 1  # refused before connecting: no HTTP request was made
             self.metrics.attempt(result)
             self.admission.sample(slot, result)
@@ -259,6 +259,11 @@ def _delivery(event: Event, received_at: datetime, hook: Hook, data: bytes) -> D
     body = build_body(event, received_at, hook.id, hook.schema.id, data)
     occurred = (event.occurred_at or received_at).timestamp()
     return Delivery(hook.id, event.id, event.event, event.queue_id, body, occurred_at=occurred)
+
+
+def _unsendable(hook: Hook) -> str | None:
+    """Why nothing can be sent to the hook's schema as it stands (policy.not_sendable)."""
+    return hook.schema.secret_error or hook.target.url_error
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -147,11 +147,12 @@ def deferral(
     return Wait(delivery.moved(deferred=delivery.deferred + 1), delay, wait, error)
 
 
-def not_signable(delivery: Delivery, delays: tuple[float, ...], error: str) -> Outcome:
-    """Its schema's secret cannot be read: it is never sent unsigned. It takes the retry path
-    (no request made, the tier moves), so a secret fixed meanwhile delivers it without anyone
-    replaying it; once the tiers are used up it is dead-lettered `exhausted` with the error
-    line saying what to fix (issue 12, defect 7)."""
+def not_sendable(delivery: Delivery, delays: tuple[float, ...], error: str) -> Outcome:
+    """Its schema cannot be sent to as it stands: its secret cannot be read (it is never sent
+    unsigned: issue 12, defect 7), or its URL is one no client can use. It takes the retry
+    path (no request made, the tier moves), so a schema fixed meanwhile delivers it without
+    anyone replaying it; once the tiers are used up it is dead-lettered `exhausted` with the
+    error line saying what to fix."""
     return after_verdict(delivery, Retry(error), delays)
 
 

@@ -57,6 +57,7 @@ class Target:
     plain_http: bool = False
     secret_error: str | None = None  # it cannot sign: nothing is sent (model.Schema)
     url_error: str | None = None  # its URL cannot be used by any client: nothing is sent
+    # (taken as `secret_error` is: worker/pipeline.py `_unsendable`)
 
     def __repr__(self) -> str:
         return f"Target(schema={self.schema_id}, {self.shown})"
@@ -104,13 +105,13 @@ def build_target(schema: Schema, allow_private: bool) -> Target:
 def _unusable(schema: Schema, error: str) -> Target:
     """The table's check takes URLs no client can use (`http://h:99999/`, `http://[::1/`):
     such a row, seeded by SQL, must not stop the load of every other schema (and with it
-    every worker). Each of its attempts ends as an unreachable receiver's, without a request:
-    retried through the tiers, then exhausted saying why, so a URL fixed meanwhile delivers."""
+    every worker). Its deliveries take the retry path without a request, as a schema's
+    unreadable secret does (policy.not_sendable): exhausted saying why, unless fixed meanwhile."""
     log.error("schema URL cannot be used", schema_id=schema.id, error=error)
     return Target(
         schema_id=schema.id, url=yarl.URL(), shown=f"schema {schema.id}", timeout=schema.timeout,
         deadline=aiohttp.ClientTimeout(total=schema.timeout), static=(), signer=None,
-        url_error=error,
+        url_error=f"URL cannot be used: {error} (schema {schema.id})",
     )  # fmt: skip
 
 
@@ -171,8 +172,6 @@ class Sender:
         started = time.perf_counter()
         if target.blocked:
             return Attempt(None, 0.0, f"blocked: {target.blocked}", blocked=True)
-        if target.url_error:
-            return Attempt(None, 0.0, f"URL cannot be used: {target.url_error}", unsent=True)
         headers = request_headers(target, webhook_id, attempt, body, time.time())
         self._warn_plain_http(target)
         try:
