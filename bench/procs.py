@@ -33,24 +33,27 @@ def cpu_seconds_of(pid: int, kernel_only: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, idle) clock ticks of all cores since boot (/proc/stat's first line)."""
+def _machine_ticks() -> tuple[int, int, int]:
+    """(busy, idle, stolen) clock ticks of all cores since boot (/proc/stat's first line).
+    Stolen: time the hypervisor gave this VM's cores to others, neither ours nor idle."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return sum(ticks) - idle, idle
+    idle, stolen = ticks[3] + ticks[4], ticks[7]  # idle + iowait; steal
+    return sum(ticks) - idle - stolen, idle, stolen
 
 
 class Usage:
     """Where a phase's wall time went: each process's CPU seconds over the phase's seconds,
     i.e. in cores (1.0 = one core busy the whole phase; the machine has os.cpu_count()).
     `other` is what the machine did besides these processes (other helpers, PostgreSQL),
-    `idle` what no one used; `worker_kernel` the worker's system time, a part of its own.
+    `idle` what no one used, `stolen` what the hypervisor took for other VMs (a shared host:
+    every figure of such a phase is lower, and noisier); `worker_kernel` the worker's system
+    time, a part of its own.
     Sampled as the phase goes, so that the shares are taken between the first and the last
     arrival at the receiver, not over the worker's start or the tail."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
-        self.samples: list[tuple[float, dict[str, float], tuple[int, int]]] = []
+        self.samples: list[tuple[float, dict[str, float], tuple[int, int, int]]] = []
         self.sample()
 
     def sample(self) -> None:
@@ -72,6 +75,7 @@ class Usage:
         if "worker_kernel" in cpu0:  # a part of the worker's, not counted twice above
             out["worker_kernel"] = (cpu1["worker_kernel"] - cpu0["worker_kernel"]) / wall
         out["idle"] = (ticks1[1] - ticks0[1]) / hz / wall
+        out["stolen"] = (ticks1[2] - ticks0[2]) / hz / wall
         return {name: round(share, 2) for name, share in out.items()}
 
 

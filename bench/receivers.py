@@ -52,7 +52,9 @@ RATE_LIMIT = 1000.0  # per second; --quick: 100
 DEGRADE_SECONDS = 9.0  # measured after a third of it; --quick: 2
 # The hookless phases' CPU, in cores between the first and the last delivery (bench/procs.py
 # Usage): the worker (and its part in the kernel), the broker, the receiver, this process.
-USAGE_OF = ("worker", "worker_kernel", "rabbitmq", "receiver", "bench", "other", "idle")
+USAGE_OF = (
+    "worker", "worker_kernel", "rabbitmq", "receiver", "bench", "other", "idle", "stolen"
+)  # fmt: skip
 EVENTS_OF_TYPE_0 = ("joined", "answered", "offering", "bridged", "missed", "leaving", "processing")
 
 
