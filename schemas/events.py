@@ -7,6 +7,7 @@ fields the event does not deliver are ignored, and unknown keys too.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -231,6 +232,30 @@ def _id_of(body: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _read_otherwise(variables: dict[str, Any]) -> bool:
+    """Whether a variable's number may not be written back as it was sent: orjson reads 1.50
+    as 1.5, 1e3 as 1000.0, -0 as 0, an integer past 64 bits as a float (its digits lost)."""
+    return any(type(v) is float or (type(v) is int and v == 0) for v in variables.values())
+
+
+class _Written(str):
+    """A number's text as the body wrote it."""
+
+    __slots__ = ()
+
+
+def _as_written(body: bytes, variables: dict[str, Any]) -> dict[str, Any]:
+    """The variables with each number as its JSON text (contract §1), read again by a parser
+    that keeps it: the rare event whose variables hold such a number pays for it alone."""
+    try:
+        again = json.loads(body, parse_float=_Written, parse_int=_Written).get("variables")
+    except RecursionError:  # nested deeper than this parser goes (orjson took it)
+        return variables
+    if not isinstance(again, dict):
+        return variables
+    return {k: str(v) if isinstance(v, _Written) else v for k, v in again.items()}
+
+
 def parse_event(body: bytes, max_bytes: int) -> Event:
     """Validate one message body; raises InvalidEvent with one human line naming the fault."""
     if len(body) > max_bytes:
@@ -247,6 +272,9 @@ def parse_event(body: bytes, max_bytes: int) -> Event:
     if not isinstance(raw, dict):
         raise InvalidEvent(f"body is a JSON {type(raw).__name__}, not an object")
     event_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    variables = raw.get("variables")
+    if isinstance(variables, dict) and _read_otherwise(variables):
+        raw["variables"] = _as_written(body, variables)
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as exc:

@@ -236,3 +236,19 @@ def test_the_event_id_is_kept_for_the_dead_letter_whenever_it_was_a_string() -> 
 def test_unknown_top_level_keys_are_ignored() -> None:
     event = parse_event(body(tenant="t1", extra={"a": 1}), LIMIT)
     assert build_data(event, {}) == {"channel": "call"}
+
+
+def test_numbers_and_booleans_of_variables_are_taken_as_their_json_text() -> None:
+    # Contract §1: "numbers and booleans are taken as their JSON text". orjson reads 1.50 as
+    # 1.5, 1e3 as 1000.0, -0 as 0 and an integer past 64 bits as a float: written back, none
+    # was the text sent, and 2**70 lost its digits ("1.1805916207174113e+21").
+    raw = (
+        b'{"id":"%s","event":"joined","queue_id":1,"channel":"chat","variables":'
+        b'{"a":1.50,"b":1e3,"c":-0,"d":%d,"e":true,"f":false,"g":7,"h":-0.0,"i":1E-7,'
+        b'"j":0,"s":"1.50","n":null,"o":{"x":1.50},"l":[1.50]}}' % (EID.encode(), 2**70)
+    )
+    data = build_data(parse_event(raw, LIMIT), {})
+    assert data == {
+        "a": "1.50", "b": "1e3", "c": "-0", "d": str(2**70), "e": "true", "f": "false",
+        "g": "7", "h": "-0.0", "i": "1E-7", "j": "0", "s": "1.50", "channel": "chat",
+    }  # fmt: skip
