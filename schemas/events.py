@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -98,11 +97,19 @@ def _parse_rfc3339(value: object) -> object:
     return moment
 
 
+# A UUID as RFC 9562 writes it (hex digits in either case), bare, in braces, as a URN, or
+# without its hyphens: the spellings UUID parsers take (Go's uuid.Parse, Python's, .NET's).
+# Not uuid.UUID itself: it drops hyphens wherever they are, and int(x, 16) takes blanks, a
+# sign and any script's digits, so " 190a..." or "\u0660" * 32 passed, and went into webhook-id.
+_CANONICAL = "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_UUID: Final = re.compile(
+    rf"(?:urn:uuid:|URN:UUID:)?{_CANONICAL}\Z|\{{{_CANONICAL}\}}\Z|[0-9A-Fa-f]{{32}}\Z"
+)
+
+
 def _check_uuid(value: str) -> str:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ValueError("is not a UUID") from None
+    if not _UUID.match(value):
+        raise ValueError("is not a UUID")
     return value  # kept exactly as sent (contract §5)
 
 

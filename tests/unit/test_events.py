@@ -252,3 +252,31 @@ def test_numbers_and_booleans_of_variables_are_taken_as_their_json_text() -> Non
         "a": "1.50", "b": "1e3", "c": "-0", "d": str(2**70), "e": "true", "f": "false",
         "g": "7", "h": "-0.0", "i": "1E-7", "j": "0", "s": "1.50", "channel": "chat",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [EID, EID.upper(), "{" + EID + "}", "urn:uuid:" + EID, EID.replace("-", "")],
+)
+def test_an_id_in_a_form_uuid_parsers_take_is_kept_exactly_as_sent(text: str) -> None:
+    assert parse_event(body(id=text), LIMIT).id == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " " + EID[1:],  # Python's uuid.UUID takes these: int(x, 16) strips blanks, signs,
+        "+" + EID[1:],  # and reads any script's digits; hyphens are dropped wherever they are
+        EID[:-1] + "\u0663",
+        "\u0660" * 32,
+        "-" + EID.replace("-", "") + "---",
+        EID[:8] + EID[9:13] + "-" + EID[8:9] + EID[13:],
+        "uuid:" + EID,
+        "{" + EID,
+        EID + "}",
+        "urn:uuid:{" + EID + "}",
+    ],
+)
+def test_an_id_that_is_no_uuid_spelling_is_invalid(text: str) -> None:
+    error = invalid(body(id=text))
+    assert error.error.endswith("is not a UUID") and error.event_id == text
