@@ -231,12 +231,23 @@ _ID_SCAN_LIMIT: Final = 16 << 20
 
 
 def _id_of(body: bytes) -> str | None:
+    """The string `id` of a body refused whole, for its dead letter (contract §6: "whenever
+    the body had a string id"): read past bytes that are not UTF-8 and a byte order mark."""
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        try:
+            raw = orjson.loads(body.decode("utf-8", "replace").removeprefix("\ufeff"))
+        except orjson.JSONDecodeError:
+            return None
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
+
+
+_JSON_TYPES: Final = {
+    list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+    type(None): "null",
+}  # fmt: skip
 
 
 def _read_otherwise(variables: dict[str, Any]) -> bool:
@@ -271,13 +282,13 @@ def parse_event(body: bytes, max_bytes: int) -> Event:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidEvent(f"body is not UTF-8 (byte {exc.start})") from None
+        raise InvalidEvent(f"body is not UTF-8 (byte {exc.start})", _id_of(body)) from None
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+        raise InvalidEvent(f"body is not valid JSON: {exc}", _id_of(body)) from None
     if not isinstance(raw, dict):
-        raise InvalidEvent(f"body is a JSON {type(raw).__name__}, not an object")
+        raise InvalidEvent(f"body is a JSON {_JSON_TYPES[type(raw)]}, not an object")
     event_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     variables = raw.get("variables")
     if isinstance(variables, dict) and _read_otherwise(variables):

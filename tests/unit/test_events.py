@@ -214,8 +214,8 @@ def test_receipt_time_stands_in_for_a_missing_occurred_at() -> None:
         (orjson.dumps({"id": EID, "event": "leaving", "queue_id": 1}), "channel: is required"),
         (orjson.dumps({"id": EID, "queue_id": 1, "channel": "call"}), "event: is required"),
         (b'{"id": "x", "event": "lea', "not valid JSON"),
-        (b"[1, 2]", "JSON list, not an object"),
-        (b'"text"', "JSON str, not an object"),
+        (b"[1, 2]", "JSON array, not an object"),
+        (b'"text"', "JSON string, not an object"),
         (b'{"id": "\xff"}', "not UTF-8"),
     ],
 )
@@ -280,3 +280,24 @@ def test_an_id_in_a_form_uuid_parsers_take_is_kept_exactly_as_sent(text: str) ->
 def test_an_id_that_is_no_uuid_spelling_is_invalid(text: str) -> None:
     error = invalid(body(id=text))
     assert error.error.endswith("is not a UUID") and error.event_id == text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id":"%s","event":"joined","queue_id":1,"channel":"call","destination":"\xff"}',
+        b'\xef\xbb\xbf{"id":"%s","event":"joined","queue_id":1,"channel":"call"}',
+    ],
+)
+def test_a_body_that_is_not_utf8_json_still_names_its_string_id(raw: bytes) -> None:
+    # Contract §6: queue-hooks-event-id "whenever the body had a string id".
+    assert invalid(raw % EID.encode()).event_id == EID
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [(b"null", "null"), (b"[1]", "array"), (b'"x"', "string"), (b"4", "number"),
+     (b"4.5", "number"), (b"true", "boolean")],
+)  # fmt: skip
+def test_a_body_that_is_json_but_no_object_is_named_in_jsons_words(raw: bytes, words: str) -> None:
+    assert invalid(raw).error == f"body is a JSON {words}, not an object"
