@@ -29,9 +29,11 @@ Channel = Literal["call", "chat", "task"]
 
 def _not_a_boolean(words: str) -> Any:
     # Lax mode reads `true` as 1; a JSON boolean is never a count or an id (`"queue_id": true`
-    # would be queue 1, maybe another domain's: issue 12, defect 9).
+    # would be queue 1, maybe another domain's: issue 12, defect 9). Lax mode also parses a
+    # string as Python's int() and float() do, and those take "4_2" for 42: no JSON number,
+    # nor the engine, writes digits so.
     def check(value: object) -> object:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, str) and "_" in value):
             raise ValueError(words)
         return value
 

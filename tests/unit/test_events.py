@@ -301,3 +301,9 @@ def test_a_body_that_is_not_utf8_json_still_names_its_string_id(raw: bytes) -> N
 )  # fmt: skip
 def test_a_body_that_is_json_but_no_object_is_named_in_jsons_words(raw: bytes, words: str) -> None:
     assert invalid(raw).error == f"body is a JSON {words}, not an object"
+
+
+@pytest.mark.parametrize(("name", "value"), [("attempt_id", "4_2"), ("call_bill_sec", "1_000.5")])
+def test_digits_grouped_by_underscores_are_no_number(name: str, value: str) -> None:
+    # int("4_2") is 42 in Python; no JSON or engine number is written so.
+    assert invalid(body(**{name: value})).error.startswith(f'{name}: "{value}" is not')
