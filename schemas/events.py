@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 import orjson
@@ -91,12 +91,23 @@ def _parse_rfc3339(value: object) -> object:
         return value
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("is not an RFC 3339 timestamp")
+    leap = value[17:19] == "60"  # RFC 3339 §5.6: a leap second, which datetime cannot hold
+    text = value[:17] + "59" + value[19:] if leap else value
     try:
-        moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
-        moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is a valid string, but not in UTC
+        moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
+        in_utc = moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is valid, but not in UTC
     except (ValueError, OverflowError):
         raise ValueError("is not an RFC 3339 timestamp") from None
-    return moment
+    if not leap:
+        return moment
+    if (in_utc.hour, in_utc.minute) != (23, 59):  # only the last minute of a UTC day has one
+        raise ValueError("is not an RFC 3339 timestamp")
+    # Delivered as POSIX time counts it (contract §5: the same instant, normalised to UTC is
+    # fine): the leap second is the first second of the next day.
+    try:
+        return (in_utc + timedelta(seconds=1)).astimezone(moment.tzinfo)
+    except OverflowError:  # 9999-12-31T23:59:60Z: no next day in the calendar
+        raise ValueError("is not an RFC 3339 timestamp") from None
 
 
 # A UUID as RFC 9562 writes it (hex digits in either case), bare, in braces, as a URN, or

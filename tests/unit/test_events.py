@@ -307,3 +307,28 @@ def test_a_body_that_is_json_but_no_object_is_named_in_jsons_words(raw: bytes, w
 def test_digits_grouped_by_underscores_are_no_number(name: str, value: str) -> None:
     # int("4_2") is 42 in Python; no JSON or engine number is written so.
     assert invalid(body(**{name: value})).error.startswith(f'{name}: "{value}" is not')
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"),
+        ("2016-12-31t23:59:60.5z", "2017-01-01T00:00:00.500000Z"),
+        ("2017-01-01T02:59:60+03:00", "2017-01-01T00:00:00Z"),
+    ],
+)
+def test_a_leap_second_is_rfc3339_and_delivered_as_its_unix_instant(
+    text: str, instant: str
+) -> None:
+    # RFC 3339 §5.6: time-second may be 60 (a leap second); datetime cannot hold it. It is
+    # delivered as POSIX time counts it: the first instant of the next minute.
+    event = parse_event(body(occurred_at=text), LIMIT)
+    out = orjson.loads(build_body(event, datetime.now(UTC), 1, 1, b"{}"))
+    assert out["timestamp"] == instant
+
+
+@pytest.mark.parametrize(
+    "text", ["2016-12-31T23:58:60Z", "2016-12-31T12:59:60Z", "2016-12-31T23:59:61Z"]
+)
+def test_a_second_60_off_a_leap_second_is_invalid(text: str) -> None:
+    assert "is not an RFC 3339 timestamp" in invalid(body(occurred_at=text)).error
