@@ -7,9 +7,9 @@ fields the event does not deliver are ignored, and unknown keys too.
 
 from __future__ import annotations
 
+import json
 import re
-import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 import orjson
@@ -29,9 +29,11 @@ Channel = Literal["call", "chat", "task"]
 
 def _not_a_boolean(words: str) -> Any:
     # Lax mode reads `true` as 1; a JSON boolean is never a count or an id (`"queue_id": true`
-    # would be queue 1, maybe another domain's: issue 12, defect 9).
+    # would be queue 1, maybe another domain's: issue 12, defect 9). Lax mode also parses a
+    # string as Python's int() and float() do, and those take "4_2" for 42: no JSON number,
+    # nor the engine, writes digits so.
     def check(value: object) -> object:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, str) and "_" in value):
             raise ValueError(words)
         return value
 
@@ -89,19 +91,38 @@ def _parse_rfc3339(value: object) -> object:
         return value
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("is not an RFC 3339 timestamp")
+    leap = value[17:19] == "60"  # RFC 3339 §5.6: a leap second, which datetime cannot hold
+    text = value[:17] + "59" + value[19:] if leap else value
     try:
-        moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
-        moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is a valid string, but not in UTC
+        moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
+        in_utc = moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is valid, but not in UTC
     except (ValueError, OverflowError):
         raise ValueError("is not an RFC 3339 timestamp") from None
-    return moment
+    if not leap:
+        return moment
+    if (in_utc.hour, in_utc.minute) != (23, 59):  # only the last minute of a UTC day has one
+        raise ValueError("is not an RFC 3339 timestamp")
+    # Delivered as POSIX time counts it (contract §5: the same instant, normalised to UTC is
+    # fine): the leap second is the first second of the next day.
+    try:
+        return (in_utc + timedelta(seconds=1)).astimezone(moment.tzinfo)
+    except OverflowError:  # 9999-12-31T23:59:60Z: no next day in the calendar
+        raise ValueError("is not an RFC 3339 timestamp") from None
+
+
+# A UUID as RFC 9562 writes it (hex digits in either case), bare, in braces, as a URN, or
+# without its hyphens: the spellings UUID parsers take (Go's uuid.Parse, Python's, .NET's).
+# Not uuid.UUID itself: it drops hyphens wherever they are, and int(x, 16) takes blanks, a
+# sign and any script's digits, so " 190a..." or "\u0660" * 32 passed, and went into webhook-id.
+_CANONICAL = "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_UUID: Final = re.compile(
+    rf"(?:urn:uuid:|URN:UUID:)?{_CANONICAL}\Z|\{{{_CANONICAL}\}}\Z|[0-9A-Fa-f]{{32}}\Z"
+)
 
 
 def _check_uuid(value: str) -> str:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ValueError("is not a UUID") from None
+    if not _UUID.match(value):
+        raise ValueError("is not a UUID")
     return value  # kept exactly as sent (contract §5)
 
 
@@ -223,12 +244,47 @@ _ID_SCAN_LIMIT: Final = 16 << 20
 
 
 def _id_of(body: bytes) -> str | None:
+    """The string `id` of a body refused whole, for its dead letter (contract §6: "whenever
+    the body had a string id"): read past bytes that are not UTF-8 and a byte order mark."""
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        try:
+            raw = orjson.loads(body.decode("utf-8", "replace").removeprefix("\ufeff"))
+        except orjson.JSONDecodeError:
+            return None
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
+
+
+_JSON_TYPES: Final = {
+    list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+    type(None): "null",
+}  # fmt: skip
+
+
+def _read_otherwise(variables: dict[str, Any]) -> bool:
+    """Whether a variable's number may not be written back as it was sent: orjson reads 1.50
+    as 1.5, 1e3 as 1000.0, -0 as 0, an integer past 64 bits as a float (its digits lost)."""
+    return any(type(v) is float or (type(v) is int and v == 0) for v in variables.values())
+
+
+class _Written(str):
+    """A number's text as the body wrote it."""
+
+    __slots__ = ()
+
+
+def _as_written(body: bytes, variables: dict[str, Any]) -> dict[str, Any]:
+    """The variables with each number as its JSON text (contract §1), read again by a parser
+    that keeps it: the rare event whose variables hold such a number pays for it alone."""
+    try:
+        again = json.loads(body, parse_float=_Written, parse_int=_Written).get("variables")
+    except RecursionError:  # nested deeper than this parser goes (orjson took it)
+        return variables
+    if not isinstance(again, dict):
+        return variables
+    return {k: str(v) if isinstance(v, _Written) else v for k, v in again.items()}
 
 
 def parse_event(body: bytes, max_bytes: int) -> Event:
@@ -239,14 +295,17 @@ def parse_event(body: bytes, max_bytes: int) -> Event:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidEvent(f"body is not UTF-8 (byte {exc.start})") from None
+        raise InvalidEvent(f"body is not UTF-8 (byte {exc.start})", _id_of(body)) from None
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+        raise InvalidEvent(f"body is not valid JSON: {exc}", _id_of(body)) from None
     if not isinstance(raw, dict):
-        raise InvalidEvent(f"body is a JSON {type(raw).__name__}, not an object")
+        raise InvalidEvent(f"body is a JSON {_JSON_TYPES[type(raw)]}, not an object")
     event_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    variables = raw.get("variables")
+    if isinstance(variables, dict) and _read_otherwise(variables):
+        raw["variables"] = _as_written(body, variables)
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as exc:

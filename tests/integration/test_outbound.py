@@ -256,3 +256,40 @@ async def test_plain_http_is_warned_about_once_per_schema(
     warnings = [orjson.loads(line) for line in err.splitlines() if b"plain http" in line]
     assert sorted(w["url"] for w in warnings) == [receiver.url("/one"), receiver.url("/two")]
     assert all(w["level"] == "warning" for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {" webhook-id": "forged"},  # a line that starts with a blank continues the one before
+        {"webhook-id\t": "forged"},  # lenient parsers strip the blank: a second webhook-id
+        {"": "x"},
+        {"X-Note": "a\r\nwebhook-id: forged"},
+        {"X-Note": "a\x7fb"},  # a control character (NUL: jsonb cannot hold it)
+    ],
+    ids=["leading-blank", "trailing-tab", "empty-name", "line-break", "control"],
+)
+async def test_a_static_header_no_request_can_carry_is_never_sent(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker,
+    headers: dict[str, str],
+) -> None:  # fmt: skip
+    """The admin commands refuse such headers (worker/store/values.py), SQL does not: a row
+    with one made the worker write a request whose headers were not ours to begin with (a
+    folded line, a second webhook-id), or fail every attempt in aiohttp and count each one.
+    Nothing is sent; the tiers, then exhausted naming the header, with no attempt counted."""
+    await seed_queue(db, 1, 1)
+    await seed_hook(db, 1, "joined", await seed_schema(db, receiver.url("/good")))
+    bad = await seed_hook(
+        db, 1, "joined", await seed_schema(db, receiver.url("/bad"), headers=headers)
+    )
+    await start_worker()
+    sent = await platform.publish(event(1, "joined"))
+    (letter,) = await platform.dead_letters(1)
+    assert orjson.loads(letter.body)["id"] == orjson.loads(sent)["id"]
+    assert letter.headers[t.H_REASON] == "exhausted"
+    assert letter.headers[t.H_HOOK_ID] == bad
+    assert letter.headers[t.H_ATTEMPTS] == 0
+    assert "header" in str(letter.headers[t.H_ERROR])
+    assert receiver.at("/bad") == []
+    (good,) = receiver.at("/good")
+    assert good.webhook_id.endswith(":1")

@@ -214,8 +214,8 @@ def test_receipt_time_stands_in_for_a_missing_occurred_at() -> None:
         (orjson.dumps({"id": EID, "event": "leaving", "queue_id": 1}), "channel: is required"),
         (orjson.dumps({"id": EID, "queue_id": 1, "channel": "call"}), "event: is required"),
         (b'{"id": "x", "event": "lea', "not valid JSON"),
-        (b"[1, 2]", "JSON list, not an object"),
-        (b'"text"', "JSON str, not an object"),
+        (b"[1, 2]", "JSON array, not an object"),
+        (b'"text"', "JSON string, not an object"),
         (b'{"id": "\xff"}', "not UTF-8"),
     ],
 )
@@ -236,3 +236,99 @@ def test_the_event_id_is_kept_for_the_dead_letter_whenever_it_was_a_string() -> 
 def test_unknown_top_level_keys_are_ignored() -> None:
     event = parse_event(body(tenant="t1", extra={"a": 1}), LIMIT)
     assert build_data(event, {}) == {"channel": "call"}
+
+
+def test_numbers_and_booleans_of_variables_are_taken_as_their_json_text() -> None:
+    # Contract §1: "numbers and booleans are taken as their JSON text". orjson reads 1.50 as
+    # 1.5, 1e3 as 1000.0, -0 as 0 and an integer past 64 bits as a float: written back, none
+    # was the text sent, and 2**70 lost its digits ("1.1805916207174113e+21").
+    raw = (
+        b'{"id":"%s","event":"joined","queue_id":1,"channel":"chat","variables":'
+        b'{"a":1.50,"b":1e3,"c":-0,"d":%d,"e":true,"f":false,"g":7,"h":-0.0,"i":1E-7,'
+        b'"j":0,"s":"1.50","n":null,"o":{"x":1.50},"l":[1.50]}}' % (EID.encode(), 2**70)
+    )
+    data = build_data(parse_event(raw, LIMIT), {})
+    assert data == {
+        "a": "1.50", "b": "1e3", "c": "-0", "d": str(2**70), "e": "true", "f": "false",
+        "g": "7", "h": "-0.0", "i": "1E-7", "j": "0", "s": "1.50", "channel": "chat",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [EID, EID.upper(), "{" + EID + "}", "urn:uuid:" + EID, EID.replace("-", "")],
+)
+def test_an_id_in_a_form_uuid_parsers_take_is_kept_exactly_as_sent(text: str) -> None:
+    assert parse_event(body(id=text), LIMIT).id == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " " + EID[1:],  # Python's uuid.UUID takes these: int(x, 16) strips blanks, signs,
+        "+" + EID[1:],  # and reads any script's digits; hyphens are dropped wherever they are
+        EID[:-1] + "\u0663",
+        "\u0660" * 32,
+        "-" + EID.replace("-", "") + "---",
+        EID[:8] + EID[9:13] + "-" + EID[8:9] + EID[13:],
+        "uuid:" + EID,
+        "{" + EID,
+        EID + "}",
+        "urn:uuid:{" + EID + "}",
+    ],
+)
+def test_an_id_that_is_no_uuid_spelling_is_invalid(text: str) -> None:
+    error = invalid(body(id=text))
+    assert error.error.endswith("is not a UUID") and error.event_id == text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id":"%s","event":"joined","queue_id":1,"channel":"call","destination":"\xff"}',
+        b'\xef\xbb\xbf{"id":"%s","event":"joined","queue_id":1,"channel":"call"}',
+    ],
+)
+def test_a_body_that_is_not_utf8_json_still_names_its_string_id(raw: bytes) -> None:
+    # Contract §6: queue-hooks-event-id "whenever the body had a string id".
+    assert invalid(raw % EID.encode()).event_id == EID
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [(b"null", "null"), (b"[1]", "array"), (b'"x"', "string"), (b"4", "number"),
+     (b"4.5", "number"), (b"true", "boolean")],
+)  # fmt: skip
+def test_a_body_that_is_json_but_no_object_is_named_in_jsons_words(raw: bytes, words: str) -> None:
+    assert invalid(raw).error == f"body is a JSON {words}, not an object"
+
+
+@pytest.mark.parametrize(("name", "value"), [("attempt_id", "4_2"), ("call_bill_sec", "1_000.5")])
+def test_digits_grouped_by_underscores_are_no_number(name: str, value: str) -> None:
+    # int("4_2") is 42 in Python; no JSON or engine number is written so.
+    assert invalid(body(**{name: value})).error.startswith(f'{name}: "{value}" is not')
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"),
+        ("2016-12-31t23:59:60.5z", "2017-01-01T00:00:00.500000Z"),
+        ("2017-01-01T02:59:60+03:00", "2017-01-01T00:00:00Z"),
+    ],
+)
+def test_a_leap_second_is_rfc3339_and_delivered_as_its_unix_instant(
+    text: str, instant: str
+) -> None:
+    # RFC 3339 §5.6: time-second may be 60 (a leap second); datetime cannot hold it. It is
+    # delivered as POSIX time counts it: the first instant of the next minute.
+    event = parse_event(body(occurred_at=text), LIMIT)
+    out = orjson.loads(build_body(event, datetime.now(UTC), 1, 1, b"{}"))
+    assert out["timestamp"] == instant
+
+
+@pytest.mark.parametrize(
+    "text", ["2016-12-31T23:58:60Z", "2016-12-31T12:59:60Z", "2016-12-31T23:59:61Z"]
+)
+def test_a_second_60_off_a_leap_second_is_invalid(text: str) -> None:
+    assert "is not an RFC 3339 timestamp" in invalid(body(occurred_at=text)).error

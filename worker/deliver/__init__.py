@@ -11,6 +11,7 @@ off private addresses.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,20 @@ PROTECTED = frozenset(
      "queue-hooks-attempt", "host", "content-length", "transfer-encoding", "connection"}
 )  # fmt: skip
 USER_AGENT = f"queue-hooks/{__version__}"
+# RFC 9110: a header name is a token; a value holds no control character but a tab.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_fault(name: str, value: str) -> str | None:
+    """Why no request can carry this header as it is; None when one can. The one rule: the
+    admin commands refuse such a header (worker/store/values.py), and a row seeded by SQL
+    with one is never sent (`build_target`)."""
+    if not _TOKEN.match(name):
+        return "not a valid header name"
+    if _CONTROL.search(value):
+        return "a value cannot hold a line break or another control character"
+    return None
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -77,7 +92,14 @@ def build_target(schema: Schema, allow_private: bool) -> Target:
     try:
         url, shown = yarl.URL(schema.url), describe_target(schema.url)
     except ValueError as exc:
-        return _unusable(schema, str(exc))
+        return _unusable(schema, f"URL cannot be used: {exc}")
+    static = tuple((k, v) for k, v in schema.headers if k.lower() not in PROTECTED)
+    for name, value in static:
+        # A name with a blank folds into our line before it or poses as one of ours to a
+        # lenient parser; a line break writes a header of its own. Sent without it, an
+        # Authorization would go missing: nothing is sent, as for a URL no client can use.
+        if fault := header_fault(name, value):
+            return _unusable(schema, f"header {name!r} cannot be sent: {fault}")
     blocked = None
     if not allow_private:
         try:
@@ -92,7 +114,7 @@ def build_target(schema: Schema, allow_private: bool) -> Target:
         # No rounding up to the next second (aiohttp's default for 5 s and more): a schema's
         # timeout is kept to the millisecond it says.
         deadline=aiohttp.ClientTimeout(total=schema.timeout, ceil_threshold=float("inf")),
-        static=tuple((k, v) for k, v in schema.headers if k.lower() not in PROTECTED),
+        static=static,
         signer=Webhook(schema.secret) if schema.secret else None,
         previous=Webhook(schema.previous_secret) if schema.previous_secret else None,
         previous_until=schema.previous_until,
@@ -103,15 +125,16 @@ def build_target(schema: Schema, allow_private: bool) -> Target:
 
 
 def _unusable(schema: Schema, error: str) -> Target:
-    """The table's check takes URLs no client can use (`http://h:99999/`, `http://[::1/`):
-    such a row, seeded by SQL, must not stop the load of every other schema (and with it
-    every worker). Its deliveries take the retry path without a request, as a schema's
-    unreadable secret does (policy.not_sendable): exhausted saying why, unless fixed meanwhile."""
-    log.error("schema URL cannot be used", schema_id=schema.id, error=error)
+    """The table's check takes URLs no client can use (`http://h:99999/`, `http://[::1/`),
+    and headers no request can carry: such a row, seeded by SQL, must not stop the load of
+    every other schema (and with it every worker), nor be sent as it stands. Its deliveries
+    take the retry path without a request, as a schema's unreadable secret does
+    (policy.not_sendable): exhausted saying why, unless fixed meanwhile."""
+    log.error("schema cannot be sent to", schema_id=schema.id, error=error)
     return Target(
         schema_id=schema.id, url=yarl.URL(), shown=f"schema {schema.id}", timeout=schema.timeout,
         deadline=aiohttp.ClientTimeout(total=schema.timeout), static=(), signer=None,
-        url_error=f"URL cannot be used: {error} (schema {schema.id})",
+        url_error=f"{error} (schema {schema.id})",
     )  # fmt: skip
 
 
@@ -237,5 +260,5 @@ def _failed(exc: BaseException, took: float) -> Attempt:
 
 __all__ = [
     "PROTECTED", "Attempt", "BlockedTarget", "Sender", "Target", "build_target", "check_host",
-    "describe_target", "guarded_socket", "request_headers",
+    "describe_target", "guarded_socket", "header_fault", "request_headers",
 ]  # fmt: skip

@@ -6,14 +6,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from worker.store.admin import Refused
-
-# RFC 9110 token: what a header name may be made of.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 
 def url(text: str) -> str:
@@ -33,13 +29,11 @@ def url(text: str) -> str:
 
 
 def headers(given: Mapping[str, str], what: str = "header") -> dict[str, str]:
-    from worker.deliver import PROTECTED  # here: the HTTP stack is slow to import
+    from worker.deliver import PROTECTED, header_fault  # here: the HTTP stack is slow to import
 
     for name, value in given.items():
-        if not _TOKEN.match(name):
-            raise Refused(f"{what} {name!r}: not a valid header name")
-        if any(c in value for c in "\r\n\0"):
-            raise Refused(f"{what} {name!r}: a value cannot hold a line break")
+        if fault := header_fault(name, value):
+            raise Refused(f"{what} {name!r}: {fault}")
         if name.lower() in PROTECTED:
             raise Refused(f"{what} {name!r}: queue-hooks sets this header itself, a schema cannot")
     return dict(given)
