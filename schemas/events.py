@@ -275,6 +275,17 @@ class _Written(str):
     __slots__ = ()
 
 
+def variables_from_text(text: str) -> dict[str, str]:
+    """A queue's variables from the database's JSON text of them (`variables::text`): its
+    numbers as jsonb writes them (1.50 stays "1.50", 2**70 keeps its digits), as an event's
+    are taken as the body wrote them; orjson would read them back as a float. Rare (a queue's
+    change), so the slower parser that keeps a number's text costs nothing that matters."""
+    raw = json.loads(text, parse_float=_Written, parse_int=_Written)
+    if not isinstance(raw, dict):
+        raise ValueError("is not an object")
+    return coerce_variables({k: str(v) if isinstance(v, _Written) else v for k, v in raw.items()})
+
+
 def _as_written(body: bytes, variables: dict[str, Any]) -> dict[str, Any]:
     """The variables with each number as its JSON text (contract §1), read again by a parser
     that keeps it: the rare event whose variables hold such a number pays for it alone."""

@@ -67,6 +67,27 @@ async def test_every_event_is_delivered_signed_with_its_fields(
         assert ("cc_result" in data) == (name == "leaving")
 
 
+async def test_a_queue_variables_numbers_arrive_as_the_database_writes_them(
+    db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
+) -> None:
+    # As an event's variables are taken as their JSON text (contract §1): read back through
+    # orjson, 1.50 came out "1.5" and 2**70 "1.1805916207174113e+21", its digits lost.
+    schema = await seed_schema(db, receiver.url())
+    await seed_queue(db, 1, 1)
+    await db.execute(
+        "UPDATE queue_hooks.queues SET variables ="
+        ' \'{"price": 1.50, "account": 1180591620717411303424, "vip": true, "n": 0}\'::jsonb'
+        " WHERE id = 1"
+    )
+    await seed_hook(db, 1, "joined", schema)
+    await start_worker()
+    await platform.publish(event(1, "joined"))
+    (request,) = await receiver.wait_for(1)
+    data = orjson.loads(request.body)["data"]
+    assert (data["price"], data["account"]) == ("1.50", "1180591620717411303424")
+    assert (data["vip"], data["n"]) == ("true", "0")
+
+
 async def test_unsigned_schema_sends_no_signature(
     db: Conn, platform: Platform, receiver: Receiver, start_worker: StartWorker
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.events import FIELDS_OF, InvalidEvent, parse_event
+from schemas.events import FIELDS_OF, InvalidEvent, parse_event, variables_from_text
 from schemas.payload import build_body, build_data
 from schemas.queue_types import EVENTS
 
@@ -332,3 +332,16 @@ def test_a_leap_second_is_rfc3339_and_delivered_as_its_unix_instant(
 )
 def test_a_second_60_off_a_leap_second_is_invalid(text: str) -> None:
     assert "is not an RFC 3339 timestamp" in invalid(body(occurred_at=text)).error
+
+
+def test_a_queues_variables_keep_the_text_of_their_numbers() -> None:
+    text = '{"a": 1.50, "b": 1180591620717411303424, "c": true, "d": null, "e": {"x": 1}, "f": "s"}'
+    assert variables_from_text(text) == {
+        "a": "1.50",
+        "b": "1180591620717411303424",
+        "c": "true",
+        "f": "s",
+    }
+    assert all(type(v) is str for v in variables_from_text(text).values())
+    with pytest.raises(ValueError, match="not an object"):
+        variables_from_text("[1]")

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from schemas.events import coerce_variables
+from schemas.events import variables_from_text
 from schemas.queue_types import EVENTS
 from worker.abc import Target
 from worker.backoff import keep_trying
@@ -58,7 +58,10 @@ SELECT id, domain_id, name, url, secret, headers, timeout_ms, previous_secret,
        max_per_second::float8 AS max_per_second
 FROM queue_hooks.schemas
 """
-_QUEUES = "SELECT id, variables FROM queue_hooks.queues WHERE variables <> '{}'::jsonb"
+# The variables as text: their numbers as jsonb writes them (schemas.events.variables_from_text).
+_QUEUES = (
+    "SELECT id, variables::text AS variables FROM queue_hooks.queues WHERE variables <> '{}'::jsonb"
+)
 # What a notification names (the changed table, see deploy/sql) and what must then be read
 # again. A queue deleted takes its hooks with it, so `queues` reads the hooks too.
 _RELOADS = {"hooks": {"hooks"}, "schemas": {"schemas", "hooks"}, "queues": {"queues", "hooks"}}
@@ -178,7 +181,7 @@ class HookCache:
         variables = before.queue_variables
         if queues is not None:
             variables = shared_variables(
-                (r["id"], coerce_variables(r["variables"])) for r in queues
+                (r["id"], variables_from_text(r["variables"])) for r in queues
             )
         self._snapshot = self._next(before, revision, hooks, schemas, variables)
         if before.revision < 0:
