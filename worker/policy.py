@@ -15,6 +15,7 @@ from worker.model import Attempt
 
 DeadReason = Literal["invalid", "rejected", "gone", "exhausted", "disabled", "blocked"]
 RETRY_STATUSES = frozenset({408, 425, 429})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})  # 304 and the rest of 3xx point nowhere
 QUICK_STATUSES = frozenset({502, 503, 504})
 
 
@@ -73,7 +74,7 @@ def judge(attempt: Attempt, target: str, now: float) -> Verdict:
         return Retry(error, asked)
     if status == 410:
         return Dead("gone", error)
-    if 300 <= status < 400:
+    if status in REDIRECTS:
         return Dead("rejected", error + " (redirects are not followed)")
     return Dead("rejected", error)
 

@@ -57,6 +57,15 @@ def test_other_statuses_are_rejected_at_once(status: int) -> None:
     assert f"HTTP {status} from https://crm.example/hook" in verdict.error
 
 
+@pytest.mark.parametrize(
+    ("status", "redirect"), [(301, True), (308, True), (300, False), (304, False)]
+)
+def test_only_a_redirect_is_said_to_be_one(status: int, redirect: bool) -> None:
+    verdict = judge(at(status), SHOWN, NOW)
+    assert isinstance(verdict, Dead) and verdict.reason == "rejected"
+    assert ("redirects are not followed" in verdict.error) is redirect
+
+
 def test_a_blocked_address_is_dead_with_reason_blocked() -> None:
     verdict = judge(at(None, error="blocked: 10.0.0.1 is not a public address", blocked=True),
                     URL, NOW)  # fmt: skip
