@@ -430,6 +430,49 @@ async def test_malformed_requests_are_4xx_error_objects(
         assert made.status_code == 200, made.text
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        pytest.param(HOOKS.format(12), {"enabled": "yes"}, id="enabled-yes"),
+        pytest.param(HOOKS.format(12), {"enabled": "on"}, id="enabled-on"),
+        pytest.param(HOOKS.format(12), {"enabled": "1"}, id="enabled-1"),
+        pytest.param(HOOKS.format(12), {"enabled": "n"}, id="enabled-n"),
+        pytest.param(HOOKS.format(12), {"id": "3.0"}, id="id-with-fraction"),
+        pytest.param(HOOKS.format(12), {"id": "+3"}, id="id-with-sign"),
+        pytest.param(HOOKS.format(12), {"id": " 3"}, id="id-with-space"),
+        pytest.param(HOOKS.format(12), {"schema_id": "1.0"}, id="schema-id-with-fraction"),
+        pytest.param(HOOKS.format(12), {"page": "1.0"}, id="page-with-fraction"),
+        pytest.param(HOOKS.format(12), {"size": "2.0"}, id="size-with-fraction"),
+        pytest.param("/call_center/queues/12.0/hooks", {}, id="queue-id-with-fraction"),
+        pytest.param("/call_center/queues/+12", {}, id="queue-id-with-sign"),
+        pytest.param(HOOKS.format(12) + "/1.0", {}, id="hook-id-with-fraction"),
+        pytest.param("/call_center/queues", {"page": "1.0"}, id="queues-page-with-fraction"),
+    ],
+)  # fmt: skip
+async def test_query_and_path_values_are_the_contracts_words_only(
+    db: Conn, api_url: str, make_token: MakeToken, path: str, params: dict[str, str]
+) -> None:
+    """`enabled` is `true`/`false` (§8), an id, page or size is written in digits: "yes",
+    "1.0" or "+3" are what a mistyped script sends, answered 400 rather than read as a guess
+    (lookup ids already refuse "3.0"; the platform's engine refuses them too)."""
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        is_error(await c.get(path, params=params), 400)
+
+
+async def test_enabled_true_and_false_in_any_case(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        for word, expected in (("TRUE", [1, 2, 3, 4]), ("False", [5])):
+            found = await c.get(HOOKS.format(12), params={"enabled": word})
+            assert found.status_code == 200, found.text
+            assert ids(found.json()) == expected
+
+
 async def test_openapi_document(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as c:
         doc = (await c.get("/openapi.json")).json()

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from schemas.queue_types import EventName
 from worker.api import models as m
 from worker.api.auth import DB, Who, queue_for
 from worker.api.errors import ApiError, bad_request, not_found
+from worker.api.params import Enabled, PageNo, PageSize, PathId, QueryIds
 from worker.api.rights import Need
 from worker.store import admin
 from worker.store.admin import Conn, Row
 
 router = APIRouter(prefix="/call_center/queues/{queue_id}/hooks", tags=["QueueHookService"])
 
-QueueId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
-HookId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
-Ids = Annotated[list[Annotated[int, Query(ge=0, le=m.MAX_ID)]], Query()]
+QueueId = PathId
+HookId = PathId
+Ids = QueryIds
 SORT = r"^[+\- ]?(id|event|schema|enabled)$"  # `+id` arrives as ` id` when `+` is not escaped
 
 
@@ -42,15 +43,15 @@ async def _one(conn: Conn, queue_id: int, hook_id: int) -> Row:
 @router.get("", response_model=m.HookPage, operation_id="SearchQueueHook")
 async def search(
     conn: DB, who: Who, queue_id: QueueId,
-    page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
-    size: Annotated[int, Query(ge=1, le=1000)] = 40,
+    page: PageNo = 1,
+    size: PageSize = 40,
     q: Annotated[str | None, Query(max_length=200)] = None,
     sort: Annotated[str, Query(pattern=SORT)] = "+id",
     fields: Annotated[list[str] | None, Query()] = None,
     id: Ids = [],  # noqa: B006 - the platform's parameter name; FastAPI copies defaults
     schema_id: Ids = [],  # noqa: B006
     event: Annotated[list[EventName], Query()] = [],  # noqa: B006
-    enabled: bool | None = None,
+    enabled: Enabled = None,
 ) -> m.HookPage:  # fmt: skip
     await queue_for(conn, who, queue_id, Need.READ)
     rows = await admin.search_hooks(
