@@ -473,6 +473,25 @@ async def test_enabled_true_and_false_in_any_case(
             assert ids(found.json()) == expected
 
 
+async def test_a_schema_timeout_is_never_a_boolean(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """`true` read as 1 ms would make every delivery of the schema time out."""
+    s = await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        for bad in (True, False):
+            body = {"name": f"T {bad}", "url": "https://t.example/", "timeout_ms": bad}
+            assert "timeout_ms" in is_error(await c.post("/schemas", json=body), 400)
+            patch = await c.patch(f"/schemas/{s['crm']}", json={"timeout_ms": bad})
+            assert "timeout_ms" in is_error(patch, 400)
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.schemas WHERE name LIKE 'T %'") == 0
+    assert (
+        await db.fetchval("SELECT timeout_ms FROM queue_hooks.schemas WHERE id = $1", s["crm"])
+        == 5000
+    )
+
+
 async def test_openapi_document(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as c:
         doc = (await c.get("/openapi.json")).json()
