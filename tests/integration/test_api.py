@@ -492,6 +492,20 @@ async def test_a_schema_timeout_is_never_a_boolean(
     )
 
 
+async def test_patch_fields_names_the_schema_by_schema_or_schema_id_only(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """`schema.name` is not the schema's id: a PATCH restricted to it changes no schema."""
+    s = await seed(db)
+    _id, token = await make_token(admin_=True)
+    one = HOOKS.format(12) + "/1"
+    async with client(api_url, token) as c:
+        kept = await c.patch(one, json={"schema": {"id": s["alerts"]}, "fields": ["schema.name"]})
+        assert kept.status_code == 200 and kept.json()["schema"]["id"] == str(s["crm"]), kept.text
+        moved = await c.patch(one, json={"schema": {"id": s["alerts"]}, "fields": ["schema"]})
+        assert moved.json()["schema"]["id"] == str(s["alerts"]), moved.text
+
+
 async def test_openapi_document(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as c:
         doc = (await c.get("/openapi.json")).json()

@@ -89,6 +89,17 @@ class HookPatch(_In):
     enabled: bool | None = None
     fields: list[str] | None = None  # restricts the change to these keys
 
+    def given(self) -> set[str]:
+        """The keys this PATCH changes: those sent, restricted by `fields` when it is there.
+        `schema` or `schema.id` names the schema; `schema.name` is not a key a hook stores."""
+        sent = self.model_fields_set - {"fields"}
+        if self.fields is None:
+            return sent
+        return sent & {_PATCHABLE[f] for f in self.fields if f in _PATCHABLE}
+
+
+_PATCHABLE = {"event": "event", "schema": "schema_", "schema.id": "schema_", "enabled": "enabled"}
+
 
 class Queue(BaseModel):
     id: int

@@ -93,10 +93,7 @@ async def patch(
 ) -> m.QueueHook:
     queue = await queue_for(conn, who, queue_id, Need.EDIT)
     hook = await _one(conn, queue_id, id)
-    given = body.model_fields_set - {"fields"}
-    if body.fields is not None:  # only the keys named there ("schema.id" names the schema)
-        named = {f.split(".", 1)[0] for f in body.fields}
-        given &= {"schema_" if f == "schema" else f for f in named}
+    given = body.given()
     event = body.event if "event" in given and body.event else hook["event"]
     schema_id = body.schema_.id if "schema_" in given and body.schema_ else hook["schema_id"]
     enabled = body.enabled if "enabled" in given and body.enabled is not None else hook["enabled"]
