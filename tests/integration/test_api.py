@@ -506,6 +506,23 @@ async def test_patch_fields_names_the_schema_by_schema_or_schema_id_only(
         assert moved.json()["schema"]["id"] == str(s["alerts"]), moved.text
 
 
+async def test_head_answers_as_get_without_a_body(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """A monitor's HEAD of a hooks list is not told the list does not exist."""
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        for path in (HOOKS.format(12), HOOKS.format(12) + "/1", "/events", "/schemas"):
+            head = await c.head(path)
+            assert head.status_code == 200 and head.content == b"", (path, head.status_code)
+            assert head.headers["content-type"].startswith("application/json")
+        assert (await c.head(HOOKS.format(20))).status_code == 404
+        assert (await c.head("/nowhere")).status_code == 404
+    async with client(api_url, None) as c:
+        assert (await c.head(HOOKS.format(12))).status_code == 401
+
+
 async def test_openapi_document(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as c:
         doc = (await c.get("/openapi.json")).json()

@@ -79,7 +79,7 @@ class JsonBodies:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        if scope["type"] == "http" and _api(scope):
             kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         await self.app(scope, receive, send)
@@ -87,6 +87,25 @@ class JsonBodies:
 
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
+class HeadAsGet:
+    """HEAD of an API path is its GET (RFC 9110 §9.3.2): FastAPI routes GET alone, so a HEAD
+    fell through to the page's files and a hooks list that exists was answered 404. The
+    server sends no body for a HEAD (uvicorn keeps the request's own method)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD" and _api(scope):
+            scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
+
+
+def _api(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return path.startswith("/api/")
+
+
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(settings.database_url, settings.api_pool_size)
         try:
@@ -110,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, limit=settings.api_max_body)
     return app
+    app.add_middleware(HeadAsGet)
 
 
 def errors_model() -> type:
