@@ -532,6 +532,25 @@ async def test_openapi_document(api_url: str) -> None:
     )
 
 
+async def test_openapi_document_declares_the_errors_the_api_gives(api_url: str) -> None:
+    """A client generated from the document must expect the §8 error object: never
+    FastAPI's 422 `HTTPValidationError` (validation is answered 400), and the 409 of a
+    schema in use and the 413 of a body too large are declared where they happen."""
+    async with httpx.AsyncClient(base_url=api_url) as c:
+        doc = (await c.get("/openapi.json")).json()
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert "422" not in answers, (method, path)
+            for code in ("400", "401", "404"):
+                assert answers[code]["content"]["application/json"]["schema"] == error
+            if method in {"post", "put", "patch"}:
+                assert "413" in answers, (method, path)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert "409" in doc["paths"]["/api/schemas/{id}"]["delete"]["responses"]
+
+
 # -- a change through the API reaches a running worker -------------------------------------------
 async def test_api_changes_reach_a_running_worker(
     db: Conn, api_url: str, make_token: MakeToken, platform: Platform, receiver: Receiver,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,8 +87,6 @@ class JsonBodies:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    @contextlib.asynccontextmanager
 class HeadAsGet:
     """HEAD of an API path is its GET (RFC 9110 §9.3.2): FastAPI routes GET alone, so a HEAD
     fell through to the page's files and a hooks list that exists was answered 404. The
@@ -106,6 +106,8 @@ def _api(scope: Scope) -> bool:
     return path.startswith("/api/")
 
 
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(settings.database_url, settings.api_pool_size)
         try:
@@ -117,8 +119,7 @@ def _api(scope: Scope) -> bool:
         title="queue-hooks admin API", version=__version__, lifespan=lifespan,
         openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
         description="The platform's QueueHookService, served by queue-hooks (contract §8, §9).",
-        responses={400: {"model": errors_model()}, 401: {"model": errors_model()},
-                   403: {"model": errors_model()}, 404: {"model": errors_model()}},
+        responses={code: {"model": errors_model()} for code in (400, 401, 403, 404, 413)},
     )  # fmt: skip
     app.state.settings = settings
     errors.install(app)
@@ -126,10 +127,29 @@ def _api(scope: Scope) -> bool:
     app.include_router(lookups.router, prefix="/api")
     app.include_router(health.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    app.openapi = lambda: document(app)  # type: ignore[method-assign]
     app.add_middleware(JsonBodies)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, limit=settings.api_max_body)
     return app
-    app.add_middleware(HeadAsGet)
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document without FastAPI's 422 `HTTPValidationError`, which this API never
+    answers (a validation error is the §8 object, 400): a client generated from the document
+    would otherwise expect a shape no answer has."""
+    if app.openapi_schema is None:
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description,
+            routes=app.routes,
+        )  # fmt: skip
+        for operations in doc["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            doc.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 def errors_model() -> type:

@@ -143,7 +143,10 @@ async def edit_schema(
     return schema_out(await admin.require_schema(conn, id))
 
 
-@router.delete("/schemas/{id}", response_model=m.Schema, tags=["schemas"])
+@router.delete(
+    "/schemas/{id}", response_model=m.Schema, tags=["schemas"],
+    responses={409: {"model": m.Error, "description": "hooks use the schema"}},
+)  # fmt: skip
 async def delete_schema(conn: DB, who: Who, id: SchemaId) -> m.Schema:
     row = await _admin_schema(conn, who, id)
     await admin.check_unused(conn, row)
