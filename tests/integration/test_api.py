@@ -523,6 +523,28 @@ async def test_head_answers_as_get_without_a_body(
         assert (await c.head(HOOKS.format(12))).status_code == 401
 
 
+async def test_long_lists_of_ids_in_a_refusal_stay_one_short_line(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """A schema used by 1,000 hooks, a delete of 5,000 ids: the detail names the first ids
+    and counts the rest, rather than a line of kilobytes (the page shows it in its box)."""
+    s = await seed(db)
+    for queue_id in range(100, 130):
+        await seed_queue(db, queue_id, 1)
+        await seed_hook(db, queue_id, "joined", s["crm"])
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        used = is_error(await c.delete(f"/schemas/{s['crm']}"), 409)
+        assert used.startswith("schema 1 'CRM' is used by hooks 1, 2, 3, ") and len(used) < 300
+        assert "and 23 more" in used, used
+        missing = is_error(
+            await c.delete(HOOKS.format(12), params={"id": list(range(1, 5001))}), 404
+        )
+        assert missing.startswith("no hooks 6, 7, 8, ") and len(missing) < 300, missing
+        assert "and 4985 more" in missing and "none deleted" in missing
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.hooks") == 36
+
+
 async def test_openapi_document(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as c:
         doc = (await c.get("/openapi.json")).json()

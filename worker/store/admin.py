@@ -402,8 +402,16 @@ async def require_hooks(conn: Conn, ids: Sequence[int]) -> list[Row]:
     missing = sorted(set(ids) - {r["id"] for r in rows})
     if missing:
         noun = "hook" if len(missing) == 1 else "hooks"
-        raise NotFound(f"no {noun} {', '.join(map(str, missing))}; nothing changed")
+        raise NotFound(f"no {noun} {some_ids(missing)}; nothing changed")
     return rows
+
+
+def some_ids(ids: Sequence[int], shown: int = 10) -> str:
+    """Ids for a one-line message: the first ten, then how many more (a schema used by
+    thousands of hooks, a delete of thousands of ids, must not make a line of kilobytes)."""
+    head = ", ".join(map(str, ids[:shown]))
+    rest = len(ids) - shown
+    return head if rest <= 0 else f"{head} and {rest} more"
 
 
 def check_fires(queue: Row, event: str) -> None:
@@ -464,7 +472,7 @@ async def check_unused(conn: Conn, schema_row: Row) -> None:
         noun = "hook" if len(used) == 1 else "hooks"
         raise Conflict(
             f"schema {schema_row['id']} {schema_row['name']!r} is used by {noun} "
-            f"{', '.join(map(str, used))}: delete {it} or point {it} at another schema first "
+            f"{some_ids(used)}: delete {it} or point {it} at another schema first "
             "(hooks delete / hooks edit ID --schema ...)"
         )
 

@@ -120,7 +120,7 @@ async def delete_several(conn: DB, who: Who, queue_id: QueueId, id: Ids = []) ->
     missing = sorted(set(id) - {r["id"] for r in rows if r["queue_id"] == queue_id})
     if missing:
         noun = "hook" if len(missing) == 1 else "hooks"
-        listed = ", ".join(map(str, missing))
+        listed = admin.some_ids(missing)
         raise ApiError(
             404, "api.not_found", f"no {noun} {listed} in queue {queue_id}; none deleted"
         )
