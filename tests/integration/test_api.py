@@ -10,9 +10,18 @@ import pytest
 
 from tests.integration.conftest import MakeToken, client, is_error
 from tests.support.fixtures import StartWorker
-from tests.support.helpers import Conn, Platform, delivered, seed_hook, seed_queue, seed_schema
+from tests.support.helpers import (
+    Conn,
+    Platform,
+    delivered,
+    seed_hook,
+    seed_queue,
+    seed_schema,
+    until,
+)  # fmt: skip
 from tests.support.receiver import Receiver
 from worker.store import admin
+from worker.store.db import connect
 
 HOOKS = "/call_center/queues/{}/hooks"
 
@@ -291,6 +300,44 @@ async def test_delete_several_is_all_or_nothing(
         assert gone.status_code == 200 and ids(gone.json()) == [1, 3]
     left = await db.fetch("SELECT id FROM queue_hooks.hooks ORDER BY id")
     assert [r["id"] for r in left] == [2, 4, 5, 6]
+
+
+async def _blocked_on_a_hook_lock(probe: Conn) -> bool:
+    waiting: int = await probe.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query ILIKE '%DELETE FROM queue_hooks.hooks%'"
+    )
+    return waiting > 0
+
+
+@pytest.mark.parametrize("several", [True, False], ids=["delete-several", "delete-one"])
+async def test_a_delete_that_loses_a_race_deletes_nothing_and_says_so(
+    db: Conn, api_url: str, make_token: MakeToken, several: bool
+) -> None:
+    """Hook 2 is deleted by someone else while the API's delete waits for its row: the API
+    read it before that commit, but must not answer that it deleted it (nor delete hook 1
+    alone, for a delete of several: all or nothing)."""
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    other = await connect(db_url(db))
+    probe = await connect(db_url(db))
+    try:
+        meanwhile = other.transaction()
+        await meanwhile.start()
+        await other.execute("DELETE FROM queue_hooks.hooks WHERE id = 2")
+        async with client(api_url, token) as c:
+            call = (c.delete(HOOKS.format(12), params={"id": [1, 2]}) if several
+                    else c.delete(HOOKS.format(12) + "/2"))  # fmt: skip
+            answer = asyncio.ensure_future(call)
+            await until(lambda: _blocked_on_a_hook_lock(probe))
+            await meanwhile.commit()
+            detail = is_error(await answer, 404)
+        assert "2" in detail
+    finally:
+        await other.close()
+        await probe.close()
+    left = await db.fetch("SELECT id FROM queue_hooks.hooks WHERE queue_id = 12 ORDER BY id")
+    assert [r["id"] for r in left] == [1, 3, 4, 5]
 
 
 # -- lookups -----------------------------------------------------------------------------------

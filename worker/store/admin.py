@@ -330,6 +330,25 @@ async def set_hook(conn: Conn, hook_id: int, event: str, schema_id: int, enabled
     return row
 
 
+async def delete_queue_hooks(conn: Conn, queue_id: int, ids: Sequence[int]) -> list[Row]:
+    """Deletes these hooks of this queue, all or none: the rows as they were (as `hooks_by_id`
+    reads them), from the statement that deleted them. One that is not a hook of the queue,
+    or that someone else deleted after the caller read it, is named by `NotFound`; the
+    caller's transaction then undoes the rest (a delete that read a row and found it gone when
+    it came to delete it must not answer that it deleted it)."""
+    wanted = sorted(set(ids))
+    rows = await conn.fetch(
+        "WITH h AS (DELETE FROM queue_hooks.hooks WHERE id = ANY($1::bigint[]) AND queue_id = $2"
+        " RETURNING *)" + _HOOK_COLUMNS + "FROM h" + _HOOK_JOINS + " ORDER BY h.id",
+        wanted, queue_id,
+    )  # fmt: skip
+    missing = sorted(set(wanted) - {r["id"] for r in rows})
+    if missing:
+        noun = "hook" if len(missing) == 1 else "hooks"
+        raise NotFound(f"no {noun} {some_ids(missing)} in queue {queue_id}; none deleted")
+    return rows
+
+
 async def act_as(conn: Conn, token_id: int) -> None:
     """Every hook this transaction writes records the token as `updated_by` (0003's trigger)."""
     await conn.execute("SELECT set_config('queue_hooks.actor', $1, true)", str(token_id))

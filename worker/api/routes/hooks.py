@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from schemas.queue_types import EventName
 from worker.api import models as m
 from worker.api.auth import DB, Who, queue_for
-from worker.api.errors import ApiError, bad_request, not_found
+from worker.api.errors import bad_request, not_found
 from worker.api.params import Enabled, PageNo, PageSize, PathId, QueryIds
 from worker.api.rights import Need
 from worker.store import admin
@@ -105,9 +105,8 @@ async def patch(
 @router.delete("/{id}", response_model=m.QueueHook, operation_id="DeleteQueueHook")
 async def delete(conn: DB, who: Who, queue_id: QueueId, id: HookId) -> m.QueueHook:
     await queue_for(conn, who, queue_id, Need.EDIT)
-    hook = await _one(conn, queue_id, id)
-    await admin.delete_hooks(conn, (id,))
-    return hook_out(hook)
+    await _one(conn, queue_id, id)  # its own words when it is not there at all
+    return hook_out((await admin.delete_queue_hooks(conn, queue_id, (id,)))[0])
 
 
 @router.delete("", response_model=m.DeletedHooks, operation_id="DeleteQueueHooks")
@@ -116,15 +115,7 @@ async def delete_several(conn: DB, who: Who, queue_id: QueueId, id: Ids = []) ->
     await queue_for(conn, who, queue_id, Need.EDIT)
     if not id:
         raise bad_request("give at least one id: ?id=1&id=2")
-    rows = await admin.hooks_by_id(conn, id)
-    missing = sorted(set(id) - {r["id"] for r in rows if r["queue_id"] == queue_id})
-    if missing:
-        noun = "hook" if len(missing) == 1 else "hooks"
-        listed = admin.some_ids(missing)
-        raise ApiError(
-            404, "api.not_found", f"no {noun} {listed} in queue {queue_id}; none deleted"
-        )
-    await admin.delete_hooks(conn, id)
+    rows = await admin.delete_queue_hooks(conn, queue_id, id)
     return m.DeletedHooks(items=[hook_out(r) for r in rows])
 
 
