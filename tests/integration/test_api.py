@@ -340,6 +340,43 @@ async def test_a_delete_that_loses_a_race_deletes_nothing_and_says_so(
     assert [r["id"] for r in left] == [1, 3, 4, 5]
 
 
+async def _blocked_on_a_hook_update(probe: Conn) -> bool:
+    waiting: int = await probe.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query ILIKE '%queue_hooks.hooks%' AND query NOT ILIKE '%pg_stat_activity%'"
+    )
+    return waiting > 0
+
+
+async def test_an_edit_does_not_undo_a_switch_committed_while_it_ran(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """The page's edit sends only the schema, so that a switch flipped meanwhile is kept
+    (docs/admin-page.md): the switch off commits while the edit's PATCH waits for the row.
+    The PATCH must write the schema onto the hook as it now is, not on the copy it read."""
+    s = await seed(db)
+    _id, token = await make_token(admin_=True)
+    other, probe = await connect(db_url(db)), await connect(db_url(db))
+    try:
+        meanwhile = other.transaction()
+        await meanwhile.start()
+        await other.execute("UPDATE queue_hooks.hooks SET enabled = false WHERE id = 2")
+        async with client(api_url, token) as c:
+            edit = {"schema": {"id": str(s["alerts"])}}
+            answer = asyncio.ensure_future(c.patch(HOOKS.format(12) + "/2", json=edit))
+            await until(lambda: _blocked_on_a_hook_update(probe))
+            await meanwhile.commit()
+            patched = await answer
+        assert patched.status_code == 200, patched.text
+        assert (patched.json()["schema"]["id"], patched.json()["enabled"]) == (
+            str(s["alerts"]), False)  # fmt: skip
+    finally:
+        await other.close()
+        await probe.close()
+    row = await db.fetchrow("SELECT schema_id, enabled FROM queue_hooks.hooks WHERE id = 2")
+    assert row is not None and (row["schema_id"], row["enabled"]) == (s["alerts"], False)
+
+
 # -- lookups -----------------------------------------------------------------------------------
 async def test_queues_schemas_and_event_labels(
     db: Conn, api_url: str, make_token: MakeToken

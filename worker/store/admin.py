@@ -271,8 +271,14 @@ async def count_hooks(conn: Conn, queue_id: int, event: str | None, enabled: boo
     return n
 
 
-async def hooks_by_id(conn: Conn, ids: Sequence[int]) -> list[Row]:
-    return await conn.fetch(_HOOK + " WHERE h.id = ANY($1::bigint[]) ORDER BY h.id", list(ids))
+async def hooks_by_id(conn: Conn, ids: Sequence[int], lock: bool = False) -> list[Row]:
+    """`lock`: for a change computed from what is read (a PATCH writes the keys it was not
+    given as they were): the rows stay as read until the transaction ends, so a change
+    committed meanwhile (a switch flipped) is waited for and read, not overwritten."""
+    locking = " FOR UPDATE OF h" if lock else ""
+    return await conn.fetch(
+        _HOOK + " WHERE h.id = ANY($1::bigint[]) ORDER BY h.id" + locking, list(ids)
+    )
 
 
 async def same_hook(conn: Conn, queue_id: int, event: str, schema_id: int) -> int | None:

@@ -33,8 +33,8 @@ def hook_out(r: Row) -> m.QueueHook:
     )  # fmt: skip
 
 
-async def _one(conn: Conn, queue_id: int, hook_id: int) -> Row:
-    rows = await admin.hooks_by_id(conn, (hook_id,))
+async def _one(conn: Conn, queue_id: int, hook_id: int, lock: bool = False) -> Row:
+    rows = await admin.hooks_by_id(conn, (hook_id,), lock)
     if not rows or rows[0]["queue_id"] != queue_id:
         raise not_found(f"hook {hook_id} of queue {queue_id}")
     return rows[0]
@@ -82,7 +82,7 @@ async def update(
     conn: DB, who: Who, queue_id: QueueId, id: HookId, body: m.HookUpdate
 ) -> m.QueueHook:
     queue = await queue_for(conn, who, queue_id, Need.EDIT)
-    hook = await _one(conn, queue_id, id)
+    hook = await _one(conn, queue_id, id, lock=True)
     enabled = hook["enabled"] if body.enabled is None else body.enabled
     return await _change(conn, queue, hook, body.event, body.schema_.id, enabled)
 
@@ -92,7 +92,7 @@ async def patch(
     conn: DB, who: Who, queue_id: QueueId, id: HookId, body: m.HookPatch
 ) -> m.QueueHook:
     queue = await queue_for(conn, who, queue_id, Need.EDIT)
-    hook = await _one(conn, queue_id, id)
+    hook = await _one(conn, queue_id, id, lock=True)
     given = body.given()
     event = body.event if "event" in given and body.event else hook["event"]
     schema_id = body.schema_.id if "schema_" in given and body.schema_ else hook["schema_id"]
