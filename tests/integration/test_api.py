@@ -10,9 +10,18 @@ import pytest
 
 from tests.integration.conftest import MakeToken, client, is_error
 from tests.support.fixtures import StartWorker
-from tests.support.helpers import Conn, Platform, delivered, seed_hook, seed_queue, seed_schema
+from tests.support.helpers import (
+    Conn,
+    Platform,
+    delivered,
+    seed_hook,
+    seed_queue,
+    seed_schema,
+    until,
+)  # fmt: skip
 from tests.support.receiver import Receiver
 from worker.store import admin
+from worker.store.db import connect
 
 HOOKS = "/call_center/queues/{}/hooks"
 
@@ -293,6 +302,81 @@ async def test_delete_several_is_all_or_nothing(
     assert [r["id"] for r in left] == [2, 4, 5, 6]
 
 
+async def _blocked_on_a_hook_lock(probe: Conn) -> bool:
+    waiting: int = await probe.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query ILIKE '%DELETE FROM queue_hooks.hooks%'"
+    )
+    return waiting > 0
+
+
+@pytest.mark.parametrize("several", [True, False], ids=["delete-several", "delete-one"])
+async def test_a_delete_that_loses_a_race_deletes_nothing_and_says_so(
+    db: Conn, api_url: str, make_token: MakeToken, several: bool
+) -> None:
+    """Hook 2 is deleted by someone else while the API's delete waits for its row: the API
+    read it before that commit, but must not answer that it deleted it (nor delete hook 1
+    alone, for a delete of several: all or nothing)."""
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    other = await connect(db_url(db))
+    probe = await connect(db_url(db))
+    try:
+        meanwhile = other.transaction()
+        await meanwhile.start()
+        await other.execute("DELETE FROM queue_hooks.hooks WHERE id = 2")
+        async with client(api_url, token) as c:
+            call = (c.delete(HOOKS.format(12), params={"id": [1, 2]}) if several
+                    else c.delete(HOOKS.format(12) + "/2"))  # fmt: skip
+            answer = asyncio.ensure_future(call)
+            await until(lambda: _blocked_on_a_hook_lock(probe))
+            await meanwhile.commit()
+            detail = is_error(await answer, 404)
+        assert "2" in detail
+    finally:
+        await other.close()
+        await probe.close()
+    left = await db.fetch("SELECT id FROM queue_hooks.hooks WHERE queue_id = 12 ORDER BY id")
+    assert [r["id"] for r in left] == [1, 3, 4, 5]
+
+
+async def _blocked_on_a_hook_update(probe: Conn) -> bool:
+    waiting: int = await probe.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query ILIKE '%queue_hooks.hooks%' AND query NOT ILIKE '%pg_stat_activity%'"
+    )
+    return waiting > 0
+
+
+async def test_an_edit_does_not_undo_a_switch_committed_while_it_ran(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """The page's edit sends only the schema, so that a switch flipped meanwhile is kept
+    (docs/admin-page.md): the switch off commits while the edit's PATCH waits for the row.
+    The PATCH must write the schema onto the hook as it now is, not on the copy it read."""
+    s = await seed(db)
+    _id, token = await make_token(admin_=True)
+    other, probe = await connect(db_url(db)), await connect(db_url(db))
+    try:
+        meanwhile = other.transaction()
+        await meanwhile.start()
+        await other.execute("UPDATE queue_hooks.hooks SET enabled = false WHERE id = 2")
+        async with client(api_url, token) as c:
+            edit = {"schema": {"id": str(s["alerts"])}}
+            answer = asyncio.ensure_future(c.patch(HOOKS.format(12) + "/2", json=edit))
+            await until(lambda: _blocked_on_a_hook_update(probe))
+            await meanwhile.commit()
+            patched = await answer
+        assert patched.status_code == 200, patched.text
+        assert (patched.json()["schema"]["id"], patched.json()["enabled"]) == (
+            str(s["alerts"]), False)  # fmt: skip
+    finally:
+        await other.close()
+        await probe.close()
+    row = await db.fetchrow("SELECT schema_id, enabled FROM queue_hooks.hooks WHERE id = 2")
+    assert row is not None and (row["schema_id"], row["enabled"]) == (s["alerts"], False)
+
+
 # -- lookups -----------------------------------------------------------------------------------
 async def test_queues_schemas_and_event_labels(
     db: Conn, api_url: str, make_token: MakeToken
@@ -430,6 +514,121 @@ async def test_malformed_requests_are_4xx_error_objects(
         assert made.status_code == 200, made.text
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        pytest.param(HOOKS.format(12), {"enabled": "yes"}, id="enabled-yes"),
+        pytest.param(HOOKS.format(12), {"enabled": "on"}, id="enabled-on"),
+        pytest.param(HOOKS.format(12), {"enabled": "1"}, id="enabled-1"),
+        pytest.param(HOOKS.format(12), {"enabled": "n"}, id="enabled-n"),
+        pytest.param(HOOKS.format(12), {"id": "3.0"}, id="id-with-fraction"),
+        pytest.param(HOOKS.format(12), {"id": "+3"}, id="id-with-sign"),
+        pytest.param(HOOKS.format(12), {"id": " 3"}, id="id-with-space"),
+        pytest.param(HOOKS.format(12), {"schema_id": "1.0"}, id="schema-id-with-fraction"),
+        pytest.param(HOOKS.format(12), {"page": "1.0"}, id="page-with-fraction"),
+        pytest.param(HOOKS.format(12), {"size": "2.0"}, id="size-with-fraction"),
+        pytest.param("/call_center/queues/12.0/hooks", {}, id="queue-id-with-fraction"),
+        pytest.param("/call_center/queues/+12", {}, id="queue-id-with-sign"),
+        pytest.param(HOOKS.format(12) + "/1.0", {}, id="hook-id-with-fraction"),
+        pytest.param("/call_center/queues", {"page": "1.0"}, id="queues-page-with-fraction"),
+    ],
+)  # fmt: skip
+async def test_query_and_path_values_are_the_contracts_words_only(
+    db: Conn, api_url: str, make_token: MakeToken, path: str, params: dict[str, str]
+) -> None:
+    """`enabled` is `true`/`false` (§8), an id, page or size is written in digits: "yes",
+    "1.0" or "+3" are what a mistyped script sends, answered 400 rather than read as a guess
+    (lookup ids already refuse "3.0"; the platform's engine refuses them too)."""
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        is_error(await c.get(path, params=params), 400)
+
+
+async def test_enabled_true_and_false_in_any_case(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        for word, expected in (("TRUE", [1, 2, 3, 4]), ("False", [5])):
+            found = await c.get(HOOKS.format(12), params={"enabled": word})
+            assert found.status_code == 200, found.text
+            assert ids(found.json()) == expected
+
+
+async def test_a_schema_timeout_is_never_a_boolean(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """`true` read as 1 ms would make every delivery of the schema time out."""
+    s = await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        for bad in (True, False):
+            body = {"name": f"T {bad}", "url": "https://t.example/", "timeout_ms": bad}
+            assert "timeout_ms" in is_error(await c.post("/schemas", json=body), 400)
+            patch = await c.patch(f"/schemas/{s['crm']}", json={"timeout_ms": bad})
+            assert "timeout_ms" in is_error(patch, 400)
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.schemas WHERE name LIKE 'T %'") == 0
+    assert (
+        await db.fetchval("SELECT timeout_ms FROM queue_hooks.schemas WHERE id = $1", s["crm"])
+        == 5000
+    )
+
+
+async def test_patch_fields_names_the_schema_by_schema_or_schema_id_only(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """`schema.name` is not the schema's id: a PATCH restricted to it changes no schema."""
+    s = await seed(db)
+    _id, token = await make_token(admin_=True)
+    one = HOOKS.format(12) + "/1"
+    async with client(api_url, token) as c:
+        kept = await c.patch(one, json={"schema": {"id": s["alerts"]}, "fields": ["schema.name"]})
+        assert kept.status_code == 200 and kept.json()["schema"]["id"] == str(s["crm"]), kept.text
+        moved = await c.patch(one, json={"schema": {"id": s["alerts"]}, "fields": ["schema"]})
+        assert moved.json()["schema"]["id"] == str(s["alerts"]), moved.text
+
+
+async def test_head_answers_as_get_without_a_body(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """A monitor's HEAD of a hooks list is not told the list does not exist."""
+    await seed(db)
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        for path in (HOOKS.format(12), HOOKS.format(12) + "/1", "/events", "/schemas"):
+            head = await c.head(path)
+            assert head.status_code == 200 and head.content == b"", (path, head.status_code)
+            assert head.headers["content-type"].startswith("application/json")
+        assert (await c.head(HOOKS.format(20))).status_code == 404
+        assert (await c.head("/nowhere")).status_code == 404
+    async with client(api_url, None) as c:
+        assert (await c.head(HOOKS.format(12))).status_code == 401
+
+
+async def test_long_lists_of_ids_in_a_refusal_stay_one_short_line(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    """A schema used by 1,000 hooks, a delete of 5,000 ids: the detail names the first ids
+    and counts the rest, rather than a line of kilobytes (the page shows it in its box)."""
+    s = await seed(db)
+    for queue_id in range(100, 130):
+        await seed_queue(db, queue_id, 1)
+        await seed_hook(db, queue_id, "joined", s["crm"])
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        used = is_error(await c.delete(f"/schemas/{s['crm']}"), 409)
+        assert used.startswith("schema 1 'CRM' is used by hooks 1, 2, 3, ") and len(used) < 300
+        assert "and 23 more" in used, used
+        missing = is_error(
+            await c.delete(HOOKS.format(12), params={"id": list(range(1, 5001))}), 404
+        )
+        assert missing.startswith("no hooks 6, 7, 8, ") and len(missing) < 300, missing
+        assert "and 4985 more" in missing and "none deleted" in missing
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.hooks") == 36
+
+
 async def test_openapi_document(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as c:
         doc = (await c.get("/openapi.json")).json()
@@ -437,6 +636,25 @@ async def test_openapi_document(api_url: str) -> None:
     assert {"get", "post", "delete"} <= set(
         doc["paths"]["/api/call_center/queues/{queue_id}/hooks"]
     )
+
+
+async def test_openapi_document_declares_the_errors_the_api_gives(api_url: str) -> None:
+    """A client generated from the document must expect the §8 error object: never
+    FastAPI's 422 `HTTPValidationError` (validation is answered 400), and the 409 of a
+    schema in use and the 413 of a body too large are declared where they happen."""
+    async with httpx.AsyncClient(base_url=api_url) as c:
+        doc = (await c.get("/openapi.json")).json()
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert "422" not in answers, (method, path)
+            for code in ("400", "401", "404"):
+                assert answers[code]["content"]["application/json"]["schema"] == error
+            if method in {"post", "put", "patch"}:
+                assert "413" in answers, (method, path)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert "409" in doc["paths"]["/api/schemas/{id}"]["delete"]["responses"]
 
 
 # -- a change through the API reaches a running worker -------------------------------------------

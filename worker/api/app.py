@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,10 +81,29 @@ class JsonBodies:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        if scope["type"] == "http" and _api(scope):
             kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """HEAD of an API path is its GET (RFC 9110 §9.3.2): FastAPI routes GET alone, so a HEAD
+    fell through to the page's files and a hooks list that exists was answered 404. The
+    server sends no body for a HEAD (uvicorn keeps the request's own method)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD" and _api(scope):
+            scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
+
+
+def _api(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return path.startswith("/api/")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -98,8 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="queue-hooks admin API", version=__version__, lifespan=lifespan,
         openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
         description="The platform's QueueHookService, served by queue-hooks (contract §8, §9).",
-        responses={400: {"model": errors_model()}, 401: {"model": errors_model()},
-                   403: {"model": errors_model()}, 404: {"model": errors_model()}},
+        responses={code: {"model": errors_model()} for code in (400, 401, 403, 404, 413)},
     )  # fmt: skip
     app.state.settings = settings
     errors.install(app)
@@ -107,9 +127,29 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(lookups.router, prefix="/api")
     app.include_router(health.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    app.openapi = lambda: document(app)  # type: ignore[method-assign]
     app.add_middleware(JsonBodies)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, limit=settings.api_max_body)
     return app
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document without FastAPI's 422 `HTTPValidationError`, which this API never
+    answers (a validation error is the §8 object, 400): a client generated from the document
+    would otherwise expect a shape no answer has."""
+    if app.openapi_schema is None:
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description,
+            routes=app.routes,
+        )  # fmt: skip
+        for operations in doc["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            doc.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 def errors_model() -> type:

@@ -89,6 +89,17 @@ class HookPatch(_In):
     enabled: bool | None = None
     fields: list[str] | None = None  # restricts the change to these keys
 
+    def given(self) -> set[str]:
+        """The keys this PATCH changes: those sent, restricted by `fields` when it is there.
+        `schema` or `schema.id` names the schema; `schema.name` is not a key a hook stores."""
+        sent = self.model_fields_set - {"fields"}
+        if self.fields is None:
+            return sent
+        return sent & {_PATCHABLE[f] for f in self.fields if f in _PATCHABLE}
+
+
+_PATCHABLE = {"event": "event", "schema": "schema_", "schema.id": "schema_", "enabled": "enabled"}
+
 
 class Queue(BaseModel):
     id: int
@@ -128,7 +139,16 @@ class SchemaWithSecret(Schema):
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
-TimeoutMs = Annotated[int, Field(ge=1, le=600_000)]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """pydantic reads `true` as the integer 1: a timeout of 1 ms, every delivery timed out."""
+    if isinstance(value, bool):
+        raise ValueError("a whole number of milliseconds, not true or false")
+    return value
+
+
+TimeoutMs = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1, le=600_000)]
 Headers = Annotated[dict[str, Annotated[str, Field(max_length=8192)]], Field(max_length=50)]
 # The rule (above 0, at most 1e9) is worker/store/values.max_per_second, as for `schemas add`.
 # Strict: a number, never `true` or "12" read as one.

@@ -271,8 +271,14 @@ async def count_hooks(conn: Conn, queue_id: int, event: str | None, enabled: boo
     return n
 
 
-async def hooks_by_id(conn: Conn, ids: Sequence[int]) -> list[Row]:
-    return await conn.fetch(_HOOK + " WHERE h.id = ANY($1::bigint[]) ORDER BY h.id", list(ids))
+async def hooks_by_id(conn: Conn, ids: Sequence[int], lock: bool = False) -> list[Row]:
+    """`lock`: for a change computed from what is read (a PATCH writes the keys it was not
+    given as they were): the rows stay as read until the transaction ends, so a change
+    committed meanwhile (a switch flipped) is waited for and read, not overwritten."""
+    locking = " FOR UPDATE OF h" if lock else ""
+    return await conn.fetch(
+        _HOOK + " WHERE h.id = ANY($1::bigint[]) ORDER BY h.id" + locking, list(ids)
+    )
 
 
 async def same_hook(conn: Conn, queue_id: int, event: str, schema_id: int) -> int | None:
@@ -328,6 +334,25 @@ async def set_hook(conn: Conn, hook_id: int, event: str, schema_id: int, enabled
     if row is None:
         raise NotFound(f"no hook {hook_id}: deleted meanwhile")
     return row
+
+
+async def delete_queue_hooks(conn: Conn, queue_id: int, ids: Sequence[int]) -> list[Row]:
+    """Deletes these hooks of this queue, all or none: the rows as they were (as `hooks_by_id`
+    reads them), from the statement that deleted them. One that is not a hook of the queue,
+    or that someone else deleted after the caller read it, is named by `NotFound`; the
+    caller's transaction then undoes the rest (a delete that read a row and found it gone when
+    it came to delete it must not answer that it deleted it)."""
+    wanted = sorted(set(ids))
+    rows = await conn.fetch(
+        "WITH h AS (DELETE FROM queue_hooks.hooks WHERE id = ANY($1::bigint[]) AND queue_id = $2"
+        " RETURNING *)" + _HOOK_COLUMNS + "FROM h" + _HOOK_JOINS + " ORDER BY h.id",
+        wanted, queue_id,
+    )  # fmt: skip
+    missing = sorted(set(wanted) - {r["id"] for r in rows})
+    if missing:
+        noun = "hook" if len(missing) == 1 else "hooks"
+        raise NotFound(f"no {noun} {some_ids(missing)} in queue {queue_id}; none deleted")
+    return rows
 
 
 async def act_as(conn: Conn, token_id: int) -> None:
@@ -402,8 +427,16 @@ async def require_hooks(conn: Conn, ids: Sequence[int]) -> list[Row]:
     missing = sorted(set(ids) - {r["id"] for r in rows})
     if missing:
         noun = "hook" if len(missing) == 1 else "hooks"
-        raise NotFound(f"no {noun} {', '.join(map(str, missing))}; nothing changed")
+        raise NotFound(f"no {noun} {some_ids(missing)}; nothing changed")
     return rows
+
+
+def some_ids(ids: Sequence[int], shown: int = 10) -> str:
+    """Ids for a one-line message: the first ten, then how many more (a schema used by
+    thousands of hooks, a delete of thousands of ids, must not make a line of kilobytes)."""
+    head = ", ".join(map(str, ids[:shown]))
+    rest = len(ids) - shown
+    return head if rest <= 0 else f"{head} and {rest} more"
 
 
 def check_fires(queue: Row, event: str) -> None:
@@ -464,7 +497,7 @@ async def check_unused(conn: Conn, schema_row: Row) -> None:
         noun = "hook" if len(used) == 1 else "hooks"
         raise Conflict(
             f"schema {schema_row['id']} {schema_row['name']!r} is used by {noun} "
-            f"{', '.join(map(str, used))}: delete {it} or point {it} at another schema first "
+            f"{some_ids(used)}: delete {it} or point {it} at another schema first "
             "(hooks delete / hooks edit ID --schema ...)"
         )
 

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from schemas.queue_types import EventName
 from worker.api import models as m
 from worker.api.auth import DB, Who, queue_for
-from worker.api.errors import ApiError, bad_request, not_found
+from worker.api.errors import bad_request, not_found
+from worker.api.params import Enabled, PageNo, PageSize, PathId, QueryIds
 from worker.api.rights import Need
 from worker.store import admin
 from worker.store.admin import Conn, Row
 
 router = APIRouter(prefix="/call_center/queues/{queue_id}/hooks", tags=["QueueHookService"])
 
-QueueId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
-HookId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
-Ids = Annotated[list[Annotated[int, Query(ge=0, le=m.MAX_ID)]], Query()]
+QueueId = PathId
+HookId = PathId
+Ids = QueryIds
 SORT = r"^[+\- ]?(id|event|schema|enabled)$"  # `+id` arrives as ` id` when `+` is not escaped
 
 
@@ -32,8 +33,8 @@ def hook_out(r: Row) -> m.QueueHook:
     )  # fmt: skip
 
 
-async def _one(conn: Conn, queue_id: int, hook_id: int) -> Row:
-    rows = await admin.hooks_by_id(conn, (hook_id,))
+async def _one(conn: Conn, queue_id: int, hook_id: int, lock: bool = False) -> Row:
+    rows = await admin.hooks_by_id(conn, (hook_id,), lock)
     if not rows or rows[0]["queue_id"] != queue_id:
         raise not_found(f"hook {hook_id} of queue {queue_id}")
     return rows[0]
@@ -42,15 +43,15 @@ async def _one(conn: Conn, queue_id: int, hook_id: int) -> Row:
 @router.get("", response_model=m.HookPage, operation_id="SearchQueueHook")
 async def search(
     conn: DB, who: Who, queue_id: QueueId,
-    page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
-    size: Annotated[int, Query(ge=1, le=1000)] = 40,
+    page: PageNo = 1,
+    size: PageSize = 40,
     q: Annotated[str | None, Query(max_length=200)] = None,
     sort: Annotated[str, Query(pattern=SORT)] = "+id",
     fields: Annotated[list[str] | None, Query()] = None,
     id: Ids = [],  # noqa: B006 - the platform's parameter name; FastAPI copies defaults
     schema_id: Ids = [],  # noqa: B006
     event: Annotated[list[EventName], Query()] = [],  # noqa: B006
-    enabled: bool | None = None,
+    enabled: Enabled = None,
 ) -> m.HookPage:  # fmt: skip
     await queue_for(conn, who, queue_id, Need.READ)
     rows = await admin.search_hooks(
@@ -81,7 +82,7 @@ async def update(
     conn: DB, who: Who, queue_id: QueueId, id: HookId, body: m.HookUpdate
 ) -> m.QueueHook:
     queue = await queue_for(conn, who, queue_id, Need.EDIT)
-    hook = await _one(conn, queue_id, id)
+    hook = await _one(conn, queue_id, id, lock=True)
     enabled = hook["enabled"] if body.enabled is None else body.enabled
     return await _change(conn, queue, hook, body.event, body.schema_.id, enabled)
 
@@ -91,11 +92,8 @@ async def patch(
     conn: DB, who: Who, queue_id: QueueId, id: HookId, body: m.HookPatch
 ) -> m.QueueHook:
     queue = await queue_for(conn, who, queue_id, Need.EDIT)
-    hook = await _one(conn, queue_id, id)
-    given = body.model_fields_set - {"fields"}
-    if body.fields is not None:  # only the keys named there ("schema.id" names the schema)
-        named = {f.split(".", 1)[0] for f in body.fields}
-        given &= {"schema_" if f == "schema" else f for f in named}
+    hook = await _one(conn, queue_id, id, lock=True)
+    given = body.given()
     event = body.event if "event" in given and body.event else hook["event"]
     schema_id = body.schema_.id if "schema_" in given and body.schema_ else hook["schema_id"]
     enabled = body.enabled if "enabled" in given and body.enabled is not None else hook["enabled"]
@@ -107,9 +105,8 @@ async def patch(
 @router.delete("/{id}", response_model=m.QueueHook, operation_id="DeleteQueueHook")
 async def delete(conn: DB, who: Who, queue_id: QueueId, id: HookId) -> m.QueueHook:
     await queue_for(conn, who, queue_id, Need.EDIT)
-    hook = await _one(conn, queue_id, id)
-    await admin.delete_hooks(conn, (id,))
-    return hook_out(hook)
+    await _one(conn, queue_id, id)  # its own words when it is not there at all
+    return hook_out((await admin.delete_queue_hooks(conn, queue_id, (id,)))[0])
 
 
 @router.delete("", response_model=m.DeletedHooks, operation_id="DeleteQueueHooks")
@@ -118,15 +115,7 @@ async def delete_several(conn: DB, who: Who, queue_id: QueueId, id: Ids = []) ->
     await queue_for(conn, who, queue_id, Need.EDIT)
     if not id:
         raise bad_request("give at least one id: ?id=1&id=2")
-    rows = await admin.hooks_by_id(conn, id)
-    missing = sorted(set(id) - {r["id"] for r in rows if r["queue_id"] == queue_id})
-    if missing:
-        noun = "hook" if len(missing) == 1 else "hooks"
-        listed = ", ".join(map(str, missing))
-        raise ApiError(
-            404, "api.not_found", f"no {noun} {listed} in queue {queue_id}; none deleted"
-        )
-    await admin.delete_hooks(conn, id)
+    rows = await admin.delete_queue_hooks(conn, queue_id, id)
     return m.DeletedHooks(items=[hook_out(r) for r in rows])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from schemas.queue_types import EVENTS, LABELS_EN, LABELS_RU, QUEUE_TYPES, events_fired
 from worker import secrets
@@ -12,6 +12,7 @@ from worker.api import models as m
 from worker.api import rights
 from worker.api.auth import DB, Who, enforce, queue_for
 from worker.api.errors import bad_request
+from worker.api.params import PageNo, PageSize, PathId
 from worker.api.rights import Need
 from worker.settings import Settings, parse_duration
 from worker.store import admin, values
@@ -19,10 +20,10 @@ from worker.store.admin import Conn, Row
 
 router = APIRouter()
 
-Page = Annotated[int, Query(ge=1, le=10_000_000)]
-Size = Annotated[int, Query(ge=1, le=1000)]
+Page = PageNo
+Size = PageSize
 Search = Annotated[str | None, Query(max_length=200)]
-SchemaId = Annotated[int, Path(ge=0, le=m.MAX_ID)]
+SchemaId = PathId
 
 
 def queue_out(r: Row, who: rights.Caller) -> m.Queue:
@@ -52,9 +53,7 @@ async def queues(
 
 
 @router.get("/call_center/queues/{queue_id}", response_model=m.Queue, tags=["queues"])
-async def one_queue(
-    conn: DB, who: Who, queue_id: Annotated[int, Path(ge=0, le=m.MAX_ID)]
-) -> m.Queue:
+async def one_queue(conn: DB, who: Who, queue_id: PathId) -> m.Queue:
     return queue_out(await queue_for(conn, who, queue_id, Need.READ), who)
 
 
@@ -144,7 +143,10 @@ async def edit_schema(
     return schema_out(await admin.require_schema(conn, id))
 
 
-@router.delete("/schemas/{id}", response_model=m.Schema, tags=["schemas"])
+@router.delete(
+    "/schemas/{id}", response_model=m.Schema, tags=["schemas"],
+    responses={409: {"model": m.Error, "description": "hooks use the schema"}},
+)  # fmt: skip
 async def delete_schema(conn: DB, who: Who, id: SchemaId) -> m.Schema:
     row = await _admin_schema(conn, who, id)
     await admin.check_unused(conn, row)
