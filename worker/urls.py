@@ -6,7 +6,7 @@ or a repr names hosts and ports, never a user's password.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 AMQP_SCHEMES = ("amqp", "amqps")
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "postgresql": 5432, "postgres": 5432}
@@ -72,6 +72,19 @@ def password_of(url: str) -> str | None:
         return urlsplit(url).password
     except ValueError:
         return None
+
+
+def without_password(url: str) -> str:
+    """A URL as the admin API shows it: a password in it starred out (contract §8: a schema
+    is listed "never a secret"; a `https://user:pw@crm/` URL carries one)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hosts}"))
 
 
 def scrub(text: str, *urls: str) -> str:

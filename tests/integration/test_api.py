@@ -438,6 +438,22 @@ async def test_schema_admin(db: Conn, api_url: str, make_token: MakeToken) -> No
         is_error(await c.delete(f"/schemas/{new_id}"), 404)
 
 
+async def test_a_password_in_a_schema_url_is_never_shown(
+    db: Conn, api_url: str, make_token: MakeToken
+) -> None:
+    # Anyone who may read a queue may search schemas (contract §9), "never a secret" (§8).
+    await seed(db)
+    await db.execute(
+        "UPDATE queue_hooks.schemas SET url = 'https://bot:s3cr%40t@crm.example/h?x=1'"
+        " WHERE name = 'CRM'"
+    )
+    _id, token = await make_token(admin_=True)
+    async with client(api_url, token) as c:
+        found = await c.get("/schemas", params={"q": "crm"})
+        assert found.json()["items"][0]["url"] == "https://bot:***@crm.example/h?x=1"
+        assert "s3cr" not in found.text
+
+
 async def test_schema_rate_limit_set_changed_kept_and_dropped(
     db: Conn, api_url: str, make_token: MakeToken
 ) -> None:

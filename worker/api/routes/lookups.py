@@ -17,6 +17,7 @@ from worker.api.rights import Need
 from worker.settings import Settings, parse_duration
 from worker.store import admin, values
 from worker.store.admin import Conn, Row
+from worker.urls import without_password
 
 router = APIRouter()
 
@@ -35,7 +36,8 @@ def queue_out(r: Row, who: rights.Caller) -> m.Queue:
 
 def schema_out(r: Row) -> m.Schema:
     return m.Schema(
-        id=str(r["id"]), name=r["name"], url=r["url"], signed=r["secret"] is not None,
+        id=str(r["id"]), name=r["name"], url=without_password(r["url"]),
+        signed=r["secret"] is not None,
         timeout_ms=r["timeout_ms"], headers=sorted(r["headers"]),
         max_per_second=r["max_per_second"],
     )  # fmt: skip
