@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from worker.urls import amqp_nodes
+from worker.urls import amqp_nodes, check_database_url
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*\Z")
@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         default="amqp://guest:guest@localhost:5672/", repr=False
     )
     # libpq's URL, multi-host too: postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write
-    database_url: str = Field(
+    database_url: Annotated[str, AfterValidator(check_database_url)] = Field(
         default="postgresql://postgres@localhost:5432/queue_hooks", repr=False
     )
     exchange: str = "cc.events"

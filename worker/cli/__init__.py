@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from worker import __version__
 from worker.cli.base import CommandError, main_group
-from worker.errors import is_transient, one_line
+from worker.errors import Fatal, is_transient, one_line
 
 # Importing registers each module's commands on the group.
 from worker.cli import core as _core  # noqa: F401  isort: skip
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     except (CommandError, LookupError) as exc:
         click.echo(f"error: {str(exc).strip(chr(39))}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
+    except Fatal as exc:  # a service that answers but refuses us for good: a wrong vhost, say
+        click.echo(f"error: {one_line(exc)}", err=True)
+        sys.exit(1)
     except ValidationError as exc:
         click.echo(f"error: bad setting: {_first_error(exc)}", err=True)
         sys.exit(2)
