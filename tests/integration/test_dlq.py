@@ -121,6 +121,19 @@ async def test_list_reads_without_consuming_and_keeps_the_order(
     assert await platform.depth(t.DEAD_QUEUE) == 5
 
 
+async def test_an_event_id_with_control_characters_stays_on_its_line(
+    platform: Platform, broker: Broker
+) -> None:
+    # An invalid event's id is whatever the publisher sent: a line break made a fake row,
+    # an escape sequence or a bidi override acted on the terminal of whoever listed.
+    await dead_invalid(broker, orjson.dumps({"id": "evil\nfake row\u202e\x1b[2J"}))
+    table = await queue_hooks("dlq", "list")
+    assert len(table.out.splitlines()) == 2, table.out
+    assert "evil\\nfake row\\u202e\\x1b[2J" in table.out
+    shown = (await queue_hooks("dlq", "show", "1")).out
+    assert "  queue-hooks-event-id: evil\\nfake row\\u202e\\x1b[2J\n" in shown
+
+
 async def test_without_a_dead_queue_the_commands_say_so(platform: Platform) -> None:
     for args in (["list"], ["show", "1"], ["replay"], ["purge", "--yes"]):
         result = await queue_hooks("dlq", *args)
