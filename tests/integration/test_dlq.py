@@ -249,6 +249,18 @@ async def test_replay_filters_limit_and_dry_run(
     assert depth == 2
 
 
+async def test_count_is_the_contracts_word_for_the_limit(
+    db: Conn, platform: Platform, broker: Broker
+) -> None:
+    # Contract §6: "filters by reason, hook, count"; `--count` was "No such option".
+    (hook,) = await hooks(db, 1)
+    jobs = [await dead_delivery(broker, hook) for _ in range(3)]
+    assert [x["event_id"] for x in await listed(count=2)] == [j.event_id for j in jobs[:2]]
+    ran = await queue_hooks("dlq", "replay", "--count", "1")
+    assert "replayed 1 dead letter(s)" in ran.ok
+    assert await platform.depth(t.DEAD_QUEUE) == 2
+
+
 async def test_invalid_events_go_back_only_when_asked(
     db: Conn, platform: Platform, broker: Broker
 ) -> None:

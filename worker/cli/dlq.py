@@ -256,7 +256,10 @@ def dlq() -> None:
 @dlq.command("list")
 @reason_option
 @hook_option
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--limit", "--count", "limit", type=click.IntRange(min=1), default=100, show_default=True,
+    help="List at most this many (--count: the contract's word).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
 @click.pass_context
 def list_(
@@ -299,7 +302,10 @@ def show(ctx: click.Context, position: int, raw: bool) -> None:
 @reason_option
 @hook_option
 @click.option("--event-id", help="Only the letters of this event.")
-@click.option("--limit", type=click.IntRange(min=1), help="Replay at most this many.")
+@click.option(
+    "--limit", "--count", "limit", type=click.IntRange(min=1),
+    help="Replay at most this many (--count: the contract's word).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Say what would go back; move nothing.")
 @click.option(
     "--include-invalid", is_flag=True,
