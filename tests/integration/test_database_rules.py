@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import asyncpg
 import pytest
@@ -90,6 +91,39 @@ async def test_table_constraints(db: Conn) -> None:
         await db.execute("DELETE FROM queue_hooks.schemas WHERE id = $1", schema)
     await db.execute("DELETE FROM queue_hooks.queues WHERE id = 12")  # cascades to its hooks
     assert await db.fetchval("SELECT count(*) FROM queue_hooks.hooks") == 0
+
+
+def _whsec(size: int) -> str:
+    return "whsec_" + base64.b64encode(bytes(range(size))).decode()
+
+
+@pytest.mark.parametrize(
+    ("secret", "taken"),
+    [
+        pytest.param(_whsec(24), True, id="24-bytes"),
+        pytest.param(_whsec(64), True, id="64-bytes"),
+        pytest.param(_whsec(23), False, id="23-bytes"),
+        pytest.param(_whsec(65), False, id="65-bytes"),
+        pytest.param(_whsec(25).rstrip("="), False, id="padding-missing"),
+        pytest.param(_whsec(25) + "=", False, id="padding-extra"),
+        # PostgreSQL's decode() skips white space; base64 (and `schemas add`, and a receiver's
+        # strict decoder) does not: the table took a secret the commands refuse.
+        pytest.param(_whsec(24)[:20] + " " + _whsec(24)[20:], False, id="space-inside"),
+        pytest.param(_whsec(24)[:20] + "\n" + _whsec(24)[20:], False, id="line-break-inside"),
+        pytest.param(_whsec(24) + "\n", False, id="line-break-after"),
+        pytest.param("whsec_" + "-_" * 16, False, id="url-safe-alphabet"),
+        pytest.param("whsec_", False, id="empty"),
+        pytest.param("WHSEC_" + _whsec(24)[6:], False, id="prefix-case"),
+    ],
+)
+async def test_a_secret_is_whsec_and_the_base64_of_24_to_64_bytes(
+    db: Conn, secret: str, taken: bool
+) -> None:
+    if taken:
+        await seed_schema(db, "https://crm.example/", secret=secret)
+        return
+    with pytest.raises(asyncpg.CheckViolationError, match="schemas_secret_check"):
+        await seed_schema(db, "https://crm.example/", secret=secret)
 
 
 # Two admins at once, each change fine alone: the second must not slip past the first's
