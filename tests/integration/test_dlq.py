@@ -261,6 +261,17 @@ async def test_count_is_the_contracts_word_for_the_limit(
     assert await platform.depth(t.DEAD_QUEUE) == 2
 
 
+async def test_an_invalid_event_without_a_key_goes_back_whatever_its_event(
+    platform: Platform, broker: Broker
+) -> None:
+    # Its key is made from its body: 'queue.1.xxx...' past 255 bytes was a traceback.
+    body = orjson.dumps({"id": "1", "event": "x" * 300, "queue_id": 1})
+    await dead_invalid(broker, body)
+    ran = await queue_hooks("dlq", "replay", "--include-invalid")
+    assert "replayed 1 dead letter(s)" in ran.ok
+    assert await platform.depth(t.DEAD_QUEUE) == 0
+
+
 async def test_invalid_events_go_back_only_when_asked(
     db: Conn, platform: Platform, broker: Broker
 ) -> None:

@@ -155,7 +155,7 @@ def _key_from_body(body: bytes) -> str:
         queue = event = None
     queue = queue if isinstance(queue, int | str) and str(queue).isdigit() else 0
     event = event if isinstance(event, str) and event.isidentifier() else "unknown"
-    return f"queue.{queue}.{event}"
+    return t.routing_key(queue, event)
 
 
 async def purge(cfg: Settings, keep: Filter, confirm: Callable[[int], bool]) -> int:
