@@ -352,3 +352,21 @@ async def test_a_broker_that_refuses_the_vhost_is_one_line(db: Conn) -> None:
     for args in (("dlq", "list"), ("publish", "--queue", 12, "--event", "joined")):
         ran = await cli(*args, env={"QUEUE_HOOKS_AMQP_URL": url})
         assert ran.error.startswith("error: "), args
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("publish", "--queue", 1, "--event", "joined", "--set", "destination=\udcff"),
+        ("queues", "add", "--id", 50, "--domain", 1, "--type", 1, "--name", "q\udcff"),
+        ("tokens", "add", "--domain", 1, "--name", "\udcff"),
+    ],
+)
+async def test_an_argument_that_is_not_utf8_is_named_in_one_line(
+    db: Conn, args: tuple[object, ...]
+) -> None:
+    # A byte like 0xff from a script in another encoding: a traceback from publish (orjson),
+    # the database's "surrogates not allowed" from the others.
+    ran = await cli(*args)
+    assert ran.code == 2 and "is not UTF-8" in ran.error, ran.error
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.queues") == 0

@@ -24,6 +24,7 @@ from worker.cli import tokens as _tokens  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:
+    _check_text(sys.argv[1:] if argv is None else argv)
     try:
         code = main_group.main(args=argv, prog_name="queue-hooks", standalone_mode=False)
     except click.exceptions.Abort:
@@ -54,6 +55,19 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(3)
         raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _check_text(args: list[str]) -> None:
+    """A byte that is not UTF-8 (a script in another encoding) reaches Python as a lone
+    surrogate, which neither JSON nor the database takes: refused here, for every command."""
+    for number, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            click.echo(
+                f"error: argument {number} ({arg!r}) is not UTF-8 (at {exc.start})", err=True
+            )
+            sys.exit(2)
 
 
 def _first_error(exc: ValidationError) -> str:
