@@ -40,6 +40,8 @@ BEGIN
             IS DISTINCT FROM (OLD.queue_id, OLD.event, OLD.schema_id) THEN
         PERFORM queue_hooks.assert_hook_ok(NEW.id, NEW.queue_id, NEW.event, NEW.schema_id);
     END IF;
+    -- As 0003: who acts (the API's token), NULL for any other writer.
+    NEW.updated_by := nullif(current_setting('queue_hooks.actor', true), '')::bigint;
     IF TG_OP = 'UPDATE' THEN
         NEW.updated_at := now();
     END IF;
