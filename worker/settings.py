@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from worker.urls import amqp_nodes
+from worker.urls import amqp_nodes, check_database_url
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*\Z")
@@ -24,10 +24,17 @@ def parse_duration(text: str | float) -> float:
     return float(match[1]) * _UNITS[match[2] or "s"]
 
 
+# RabbitMQ takes a TTL of at most ten years, and a tier's wait queue holds a message up to
+# twice its delay (broker/topology.py): a longer tier stopped the worker at its declaration.
+LONGEST_TIER = 43800 * 3600.0
+
+
 def _delays(value: object) -> object:
     if isinstance(value, str):
         parts = [p for p in value.split(",") if p.strip()]
-        return tuple(parse_duration(p) for p in parts)
+        value = tuple(parse_duration(p) for p in parts)
+    if isinstance(value, tuple) and any(d > LONGEST_TIER for d in value):
+        raise ValueError("a retry tier is at most 43800h (five years), as the broker's TTLs are")
     return value
 
 
@@ -59,10 +66,10 @@ class Settings(BaseSettings):
         default="amqp://guest:guest@localhost:5672/", repr=False
     )
     # libpq's URL, multi-host too: postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write
-    database_url: str = Field(
+    database_url: Annotated[str, AfterValidator(check_database_url)] = Field(
         default="postgresql://postgres@localhost:5432/queue_hooks", repr=False
     )
-    exchange: str = "cc.events"
+    exchange: str = Field(default="cc.events", min_length=1)  # "" is the default exchange
     retry_delays: Annotated[tuple[float, ...], NoDecode, BeforeValidator(_delays)] = (
         10.0, 60.0, 600.0, 3600.0, 21600.0,
     )  # fmt: skip

@@ -6,7 +6,7 @@ or a repr names hosts and ports, never a user's password.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 AMQP_SCHEMES = ("amqp", "amqps")
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "postgresql": 5432, "postgres": 5432}
@@ -50,6 +50,34 @@ def where(url: str) -> str:
         return "?"
     host = parts.hostname or "?"
     return f"{host}:{port}" if port else host
+
+
+def check_database_url(text: str) -> str:
+    """`QUEUE_HOOKS_DATABASE_URL`, checked as far as a typo shows without connecting: the
+    scheme and every port (a host's, or the query's `port=`). The client refused these only
+    when it connected, a port that is no number with a bare ValueError (a traceback)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ValueError(f"not a database URL ({exc})") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(
+            f"the scheme must be postgresql:// or postgres://, not {parts.scheme or 'none'}"
+        )
+    hosts = parts.netloc.rpartition("@")[2]
+    ports = [_port_of(host) for host in hosts.split(",")]
+    for key, _, value in (pair.partition("=") for pair in parts.query.split("&")):
+        if key == "port":
+            ports += unquote(value).split(",")
+    for port in ports:
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"port {port!r} is not a port number (1 to 65535)")
+    return text
+
+
+def _port_of(host: str) -> str:
+    has_port = host.rfind(":") > host.rfind("]")  # [::1] alone has colons but no port
+    return host.rpartition(":")[2] if has_port else ""
 
 
 def database_hosts(dsn: str) -> str:

@@ -5,6 +5,8 @@ Each run is a separate process, as an admin's; tests/cli.py checks none ever sho
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -69,6 +71,9 @@ async def test_several_matching_schemas_are_listed_and_nothing_is_added(db: Conn
         pytest.param(("--event", "joined", "--schema", "9"),
                      "no schema with id or name '9' in domain 1 (queue 12's domain)",
                      id="unknown-schema-id"),
+        pytest.param(("--event", "joined", "--schema", "9" * 20),
+                     f"no schema with id or name '{'9' * 20}' in domain 1",
+                     id="schema-id-beyond-bigint"),
         pytest.param(("--event", "joined", "--schema", "nothing"),
                      "no schema named like 'nothing' in domain 1", id="unknown-schema-name"),
         pytest.param(("--event", "joined", "--schema", "2"),
@@ -318,3 +323,50 @@ async def test_an_unreachable_or_unmigrated_database_is_one_line(db: Conn, datab
     other = urlunsplit(parts._replace(path="/postgres"))  # exists, never migrated
     ran = await cli("queues", "list", env={"QUEUE_HOOKS_DATABASE_URL": other})
     assert ran.error == "error: the database has no queue_hooks tables: run `queue-hooks migrate`"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hunter2@127.0.0.1:notaport/db",
+        "postgresql://u:hunter2@127.0.0.1:70000/db",
+        "postgresql://u:hunter2@h1:5432,h2:x/db",
+        "postgresql://u:hunter2@/db?host=127.0.0.1&port=abc",
+        "mysql://u:hunter2@127.0.0.1/db",
+    ],
+)
+async def test_a_database_url_that_is_not_one_is_a_bad_setting(url: str) -> None:
+    ran = await cli("hooks", "list", "--queue", 12, env={"QUEUE_HOOKS_DATABASE_URL": url})
+    assert ran.code == 2 and ran.error.startswith("error: bad setting: QUEUE_HOOKS_DATABASE_URL")
+    assert "hunter2" not in ran.err
+
+
+async def test_a_dotenv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"QUEUE_HOOKS_LOG_LEVEL=\xff\xfe\n")
+    ran = await cli("queues", "list", cwd=tmp_path)
+    assert ran.code == 2 and ".env" in ran.error
+
+
+async def test_a_broker_that_refuses_the_vhost_is_one_line(db: Conn) -> None:
+    url = os.environ["QUEUE_HOOKS_AMQP_URL"].rstrip("/") + "/no-such-vhost"
+    for args in (("dlq", "list"), ("publish", "--queue", 12, "--event", "joined")):
+        ran = await cli(*args, env={"QUEUE_HOOKS_AMQP_URL": url})
+        assert ran.error.startswith("error: "), args
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("publish", "--queue", 1, "--event", "joined", "--set", "destination=\udcff"),
+        ("queues", "add", "--id", 50, "--domain", 1, "--type", 1, "--name", "q\udcff"),
+        ("tokens", "add", "--domain", 1, "--name", "\udcff"),
+    ],
+)
+async def test_an_argument_that_is_not_utf8_is_named_in_one_line(
+    db: Conn, args: tuple[object, ...]
+) -> None:
+    # A byte like 0xff from a script in another encoding: a traceback from publish (orjson),
+    # the database's "surrogates not allowed" from the others.
+    ran = await cli(*args)
+    assert ran.code == 2 and "is not UTF-8" in ran.error, ran.error
+    assert await db.fetchval("SELECT count(*) FROM queue_hooks.queues") == 0

@@ -6,7 +6,7 @@ import pytest
 
 from schemas.queue_types import QUEUE_TYPES, events_fired
 from tests.support.cli import cli
-from tests.support.helpers import Conn, seed_schema
+from tests.support.helpers import Conn, seed_queue, seed_schema
 
 # Each type as an admin might write it: its id, or its name in any case, with - or _.
 AS_TYPED = ["0", "inbound queue", "Outbound-IVR", "preview_dialer", "4", "PREDICTIVE dialer",
@@ -61,6 +61,23 @@ async def test_queues_list_filters_and_pages(db: Conn) -> None:
     page = (await cli("queues", "list", "--json", "--size", 2, "--page", 3)).json()
     assert [q["id"] for q in page["items"]] == [5] and page["next"] is None
     assert (await cli("queues", "list", "--domain", 3)).ok == "no queues\n"
+
+
+async def test_a_name_with_control_characters_stays_on_its_row_and_off_the_terminal(
+    db: Conn,
+) -> None:
+    # Names come from SQL too: a line break broke the table, an escape sequence reached the
+    # admin's terminal (colours, a cleared screen, a retitled window) as it was.
+    await seed_queue(db, 7, 1)
+    await db.execute(
+        "UPDATE queue_hooks.queues SET name = $1 WHERE id = 7", "Sales\nFake row\x1b[2J\u202e"
+    )
+    await seed_schema(db, "https://crm.example/", name="CRM\tnew")
+    for listing in (("queues", "list"), ("schemas", "list"), ("hooks", "list", "--queue", 7)):
+        out = (await cli(*listing)).ok
+        assert not any(c in out for c in "\x1b\t\u202e"), listing
+    lines = (await cli("queues", "list")).ok.splitlines()
+    assert len(lines) == 3 and "Sales\\nFake row\\x1b[2J\\u202e" in lines[1]
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,19 @@ async def test_list_reads_without_consuming_and_keeps_the_order(
     assert await platform.depth(t.DEAD_QUEUE) == 5
 
 
+async def test_an_event_id_with_control_characters_stays_on_its_line(
+    platform: Platform, broker: Broker
+) -> None:
+    # An invalid event's id is whatever the publisher sent: a line break made a fake row,
+    # an escape sequence or a bidi override acted on the terminal of whoever listed.
+    await dead_invalid(broker, orjson.dumps({"id": "evil\nfake row\u202e\x1b[2J"}))
+    table = await queue_hooks("dlq", "list")
+    assert len(table.out.splitlines()) == 2, table.out
+    assert "evil\\nfake row\\u202e\\x1b[2J" in table.out
+    shown = (await queue_hooks("dlq", "show", "1")).out
+    assert "  queue-hooks-event-id: evil\\nfake row\\u202e\\x1b[2J\n" in shown
+
+
 async def test_without_a_dead_queue_the_commands_say_so(platform: Platform) -> None:
     for args in (["list"], ["show", "1"], ["replay"], ["purge", "--yes"]):
         result = await queue_hooks("dlq", *args)
@@ -234,6 +247,29 @@ async def test_replay_filters_limit_and_dry_run(
     left, depth = await read_letters(settings, Filter())
     assert [x.event_id for x in left] == [jobs[1].event_id, jobs[4].event_id]
     assert depth == 2
+
+
+async def test_count_is_the_contracts_word_for_the_limit(
+    db: Conn, platform: Platform, broker: Broker
+) -> None:
+    # Contract §6: "filters by reason, hook, count"; `--count` was "No such option".
+    (hook,) = await hooks(db, 1)
+    jobs = [await dead_delivery(broker, hook) for _ in range(3)]
+    assert [x["event_id"] for x in await listed(count=2)] == [j.event_id for j in jobs[:2]]
+    ran = await queue_hooks("dlq", "replay", "--count", "1")
+    assert "replayed 1 dead letter(s)" in ran.ok
+    assert await platform.depth(t.DEAD_QUEUE) == 2
+
+
+async def test_an_invalid_event_without_a_key_goes_back_whatever_its_event(
+    platform: Platform, broker: Broker
+) -> None:
+    # Its key is made from its body: 'queue.1.xxx...' past 255 bytes was a traceback.
+    body = orjson.dumps({"id": "1", "event": "x" * 300, "queue_id": 1})
+    await dead_invalid(broker, body)
+    ran = await queue_hooks("dlq", "replay", "--include-invalid")
+    assert "replayed 1 dead letter(s)" in ran.ok
+    assert await platform.depth(t.DEAD_QUEUE) == 0
 
 
 async def test_invalid_events_go_back_only_when_asked(

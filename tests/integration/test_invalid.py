@@ -8,6 +8,7 @@ import aio_pika
 import orjson
 import pytest
 
+from tests.support.cli import queue_hooks
 from tests.support.fixtures import StartWorker
 from tests.support.helpers import Conn, Platform, event, seed_hook, seed_queue, seed_schema, until
 from tests.support.receiver import Receiver
@@ -138,3 +139,23 @@ async def test_a_boolean_id_is_dead_lettered_and_a_chats_bad_call_field_is_ignor
     (request,) = await receiver.wait_for(1)
     assert request.json["id"] == chat["id"]
     assert request.json["data"] == {"channel": "chat", "cc_result": "success"}
+
+
+async def test_publish_sends_an_event_whatever_its_queue_and_event_are(
+    db: Conn, platform: Platform, start_worker: StartWorker
+) -> None:
+    # `publish --body` is for checks with broken events, but an event name or queue id past
+    # 255 bytes of routing key ('queue.<queue_id>.<event>') was a traceback ("Routing key too
+    # long"), nothing sent. The worker reads the body, not the key: it is dead-lettered as is.
+    await start_worker()
+    bodies = [
+        orjson.dumps(event(1, "x" * 300)),
+        orjson.dumps(event(1, "joined") | {"queue_id": "9" * 300}),
+    ]
+    for body in bodies:
+        assert (await queue_hooks("publish", "--body", "-", stdin=body.decode())).code == 0
+    sample = await queue_hooks("publish", "--queue", "9" * 300, "--event", "joined")
+    bodies.append(sample.ok.strip().encode())
+    dead = await platform.dead_letters(3)
+    assert sorted(d.body for d in dead) == sorted(bodies)
+    assert {d.headers[t.H_REASON] for d in dead} == {"invalid"}

@@ -52,12 +52,15 @@ def _environ(env: dict[str, str] | None) -> dict[str, str]:
     return environ
 
 
-async def cli(*args: object, env: dict[str, str] | None = None, stdin: bytes = b"") -> Ran:
-    """`queue-hooks ARGS...` with stdin a pipe (no terminal), as in a script or CI."""
+async def cli(
+    *args: object, env: dict[str, str] | None = None, stdin: bytes = b"", cwd: object = None
+) -> Ran:
+    """`queue-hooks ARGS...` with stdin a pipe (no terminal), as in a script or CI; from an
+    empty folder unless `cwd` names one (with a `.env`, say)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker", *map(str, args),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=_environ(env), cwd=NO_DOTENV,
+        stderr=asyncio.subprocess.PIPE, env=_environ(env), cwd=str(cwd or NO_DOTENV),
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     return _checked(proc.returncode, out, err)

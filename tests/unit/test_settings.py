@@ -47,3 +47,28 @@ def test_a_bad_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUEUE_HOOKS_RETRY_DELAYS", "10s,later")
     with pytest.raises(ValidationError, match="'later' is not a duration"):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        # A wait queue holds a message at most twice its tier (topology.queue_specs) and
+        # RabbitMQ takes a TTL of at most ten years: beyond, the worker stopped at its first
+        # declaration with "cannot reach a service: PRECONDITION_FAILED ... value_too_large".
+        ("RETRY_DELAYS", "10s,99999999999h", "at most 43800h"),
+        # The default exchange (""), which may not be declared: "cannot reach a service:
+        # ACCESS_REFUSED - operation not permitted on the default exchange".
+        ("EXCHANGE", "", "at least 1 character"),
+    ],
+)
+def test_a_value_the_broker_would_refuse_is_a_bad_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(f"QUEUE_HOOKS_{name}", value)
+    with pytest.raises(ValidationError, match=says):
+        Settings(_env_file=None)
+
+
+def test_the_longest_tier_the_broker_takes_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUEUE_HOOKS_RETRY_DELAYS", "250ms,43800h")
+    assert Settings(_env_file=None).retry_delays == (0.25, 43800 * 3600)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from worker.broker import Broker
 from worker.broker.topology import GROUP_SIZE, QueueSpec, declarations, queue_specs
 from worker.settings import Settings
-from worker.urls import amqp_nodes, database_hosts, scrub, where
+from worker.urls import amqp_nodes, check_database_url, database_hosts, scrub, where
 
 PASSWORD = "s3cr3t-pw"
 
@@ -39,6 +39,19 @@ def test_settings_refuse_a_bad_list_without_its_password() -> None:
     with pytest.raises(ValidationError) as err:
         Settings(amqp_url=f"amqp://u:{PASSWORD}@h1/,ftp://u:{PASSWORD}@h2/")
     assert PASSWORD not in err.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://postgres@localhost:5432/queue_hooks",
+        f"postgres://u:{PASSWORD}@h1:1,h2:2,[::1]/db?target_session_attrs=read-write",
+        "postgresql:///queue_hooks?host=/var/run/postgresql&port=5433",
+        "postgresql://[::1]:6432/db",
+    ],
+)
+def test_a_database_url_of_libpq_is_taken_as_it_is(dsn: str) -> None:
+    assert check_database_url(dsn) == dsn
 
 
 def test_where_and_database_hosts_show_no_password() -> None:

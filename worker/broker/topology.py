@@ -14,6 +14,13 @@ DEAD_QUEUE = "queue-hooks.dead"
 WAIT_PREFIX = "queue-hooks.wait."
 BINDING_KEY = "queue.#"
 
+
+def routing_key(queue_id: object, event: object) -> str:
+    """`queue.<queue_id>.<event>` (contract §1), cut to the 255 bytes AMQP allows: a broken
+    event's long name or id must still go out (the worker reads the body, not the key)."""
+    return f"queue.{queue_id}.{event}".encode()[:255].decode(errors="ignore")
+
+
 # The headers are the codec's (worker/codec.py); named here too for the ops commands and tests.
 from worker.codec import (  # noqa: E402
     H_ATTEMPTS,

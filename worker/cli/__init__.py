@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from worker import __version__
 from worker.cli.base import CommandError, main_group
-from worker.errors import is_transient, one_line
+from worker.errors import Fatal, is_transient, one_line
 
 # Importing registers each module's commands on the group.
 from worker.cli import core as _core  # noqa: F401  isort: skip
@@ -24,6 +24,7 @@ from worker.cli import tokens as _tokens  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:
+    _check_text(sys.argv[1:] if argv is None else argv)
     try:
         code = main_group.main(args=argv, prog_name="queue-hooks", standalone_mode=False)
     except click.exceptions.Abort:
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     except (CommandError, LookupError) as exc:
         click.echo(f"error: {str(exc).strip(chr(39))}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
+    except Fatal as exc:  # a service that answers but refuses us for good: a wrong vhost, say
+        click.echo(f"error: {one_line(exc)}", err=True)
+        sys.exit(1)
     except ValidationError as exc:
         click.echo(f"error: bad setting: {_first_error(exc)}", err=True)
         sys.exit(2)
@@ -51,6 +55,19 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(3)
         raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _check_text(args: list[str]) -> None:
+    """A byte that is not UTF-8 (a script in another encoding) reaches Python as a lone
+    surrogate, which neither JSON nor the database takes: refused here, for every command."""
+    for number, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            click.echo(
+                f"error: argument {number} ({arg!r}) is not UTF-8 (at {exc.start})", err=True
+            )
+            sys.exit(2)
 
 
 def _first_error(exc: ValidationError) -> str:

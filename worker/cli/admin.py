@@ -59,7 +59,9 @@ async def _pick_schema(conn: Conn, ref: str, queue: Row) -> Row:
     """A schema by id, else by name: the whole name (any case) or, failing that, part of it,
     within the queue's domain, as the platform's schema picker searches."""
     domain = queue["domain_id"]
-    if ref.isascii() and ref.isdigit():  # str.isdigit alone passes "²", which int refuses
+    # str.isdigit alone passes "²", which int refuses; beyond bigint no id can be (the
+    # database refused the query in its own words), so it may still be a name.
+    if ref.isascii() and ref.isdigit() and int(ref) < 1 << 63:
         row = await admin.schema(conn, int(ref))
         if row is not None:
             admin.check_domain(queue, row)

@@ -27,7 +27,10 @@ class CommandError(Exception):
 @click.pass_context
 def main_group(ctx: click.Context) -> None:
     """queue-hooks: queue events to signed webhooks, with retries and dead letters."""
-    ctx.obj = Settings()
+    try:
+        ctx.obj = Settings()
+    except UnicodeDecodeError as exc:  # pydantic-settings reads .env as UTF-8
+        raise CommandError(f"bad setting: .env is not UTF-8 (byte {exc.start})", 2) from None
     logs.configure(ctx.obj.log_format, ctx.obj.log_level)
 
 

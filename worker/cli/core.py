@@ -13,6 +13,7 @@ import orjson
 from schemas.events import CALL_FIELDS, FIELDS_OF
 from schemas.queue_types import EVENTS
 from worker.broker import Broker
+from worker.broker import topology as t
 from worker.cli.base import CommandError, main_group, run_async, settings
 from worker.errors import Fatal
 from worker.settings import Settings
@@ -147,10 +148,11 @@ def publish(
             orjson.dumps(sample_event(queue_id, event, channel, extra, members))
             for _ in range(count)
         ]
-    sent = run_async(_publish(cfg, f"queue.{queue_id}.{event}", bodies))
+    key = t.routing_key(queue_id, event)
+    sent = run_async(_publish(cfg, key, bodies))
     if len(bodies) == 1:
         click.echo(bodies[0].decode(errors="replace"))
-    click.echo(f"published {sent} event(s) to {cfg.exchange} as queue.{queue_id}.{event}", err=True)
+    click.echo(f"published {sent} event(s) to {cfg.exchange} as {key}", err=True)
 
 
 async def _publish(cfg: Settings, routing_key: str, bodies: list[bytes]) -> int:

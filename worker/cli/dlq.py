@@ -19,6 +19,7 @@ import orjson
 from worker.broker import topology as t
 from worker.broker.dlq import DeadLetter, DeadLetterQueue, MoveFailed, NoDeadQueue, Scan
 from worker.cli.base import CommandError, main_group, run_async, settings
+from worker.cli.output import shown
 from worker.policy import DeadReason, not_its_hook
 from worker.settings import Settings
 
@@ -154,7 +155,7 @@ def _key_from_body(body: bytes) -> str:
         queue = event = None
     queue = queue if isinstance(queue, int | str) and str(queue).isdigit() else 0
     event = event if isinstance(event, str) and event.isidentifier() else "unknown"
-    return f"queue.{queue}.{event}"
+    return t.routing_key(queue, event)
 
 
 async def purge(cfg: Settings, keep: Filter, confirm: Callable[[int], bool]) -> int:
@@ -209,7 +210,7 @@ def _table(letters: list[DeadLetter], now: datetime) -> list[str]:
         tries = "-" if x.attempts is None else str(x.attempts)
         lines.append(
             f"{x.position:>5}  {x.reason:<9}  {hook:>6}  {tries:>5}  {_age(x.age(now)):>7}"
-            f"  {x.event_id or '-':<36}  {x.error}"
+            f"  {shown(x.event_id or '-'):<36}  {shown(x.error)}"
         )
     return lines
 
@@ -230,8 +231,8 @@ def _headers_block(letter: DeadLetter, now: datetime) -> list[str]:
     ]
     for name in sorted(letter.headers):
         value = letter.headers[name]
-        shown = value.decode(errors="replace") if isinstance(value, bytes) else value
-        lines.append(f"  {name}: {shown}")
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        lines.append(f"  {shown(name)}: {shown(text)}")
     return lines
 
 
@@ -255,7 +256,10 @@ def dlq() -> None:
 @dlq.command("list")
 @reason_option
 @hook_option
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--limit", "--count", "limit", type=click.IntRange(min=1), default=100, show_default=True,
+    help="List at most this many (--count: the contract's word).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
 @click.pass_context
 def list_(
@@ -287,8 +291,8 @@ def show(ctx: click.Context, position: int, raw: bool) -> None:
         return
     now = datetime.now(UTC)
     click.echo(f"dead letter #{position} of {depth} in {t.DEAD_QUEUE}")
-    click.echo(f"reason:       {letter.reason}")
-    click.echo(f"error:        {letter.error}")
+    click.echo(f"reason:       {shown(letter.reason)}")
+    click.echo(f"error:        {shown(letter.error)}")
     click.echo("\n".join(_headers_block(letter, now)))
     click.echo(f"body ({len(letter.body)} bytes):")
     click.echo(_pretty_body(letter))
@@ -298,7 +302,10 @@ def show(ctx: click.Context, position: int, raw: bool) -> None:
 @reason_option
 @hook_option
 @click.option("--event-id", help="Only the letters of this event.")
-@click.option("--limit", type=click.IntRange(min=1), help="Replay at most this many.")
+@click.option(
+    "--limit", "--count", "limit", type=click.IntRange(min=1),
+    help="Replay at most this many (--count: the contract's word).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Say what would go back; move nothing.")
 @click.option(
     "--include-invalid", is_flag=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,7 +26,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _text(value: object) -> str:
     if value is None:
         return "-"
-    return value if isinstance(value, str) else str(value)
+    return shown(value if isinstance(value, str) else str(value))
+
+
+# Line breaks, escape sequences and bidirectional overrides in a name (SQL lets any in) would
+# break a table's rows or act on the admin's terminal: they are shown as escapes instead.
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def shown(text: str) -> str:
+    return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)  # "\n", "\x1b", ...
+
+
+def _hidden(c: str) -> bool:
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp") or ord(c) in _BIDI
 
 
 def echo_json(obj: object) -> None:
