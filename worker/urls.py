@@ -65,7 +65,7 @@ def check_database_url(text: str) -> str:
             f"the scheme must be postgresql:// or postgres://, not {parts.scheme or 'none'}"
         )
     hosts = parts.netloc.rpartition("@")[2]
-    ports = [_port_of(host) for host in hosts.split(",")]
+    ports = [_split_host(host)[1] for host in hosts.split(",")]
     for key, _, value in (pair.partition("=") for pair in parts.query.split("&")):
         if key == "port":
             ports += unquote(value).split(",")
@@ -75,9 +75,11 @@ def check_database_url(text: str) -> str:
     return text
 
 
-def _port_of(host: str) -> str:
+def _split_host(host: str) -> tuple[str, str]:
+    """(name, port) of one `host[:port]` of a libpq URL; the port "" when none is written."""
     has_port = host.rfind(":") > host.rfind("]")  # [::1] alone has colons but no port
-    return host.rpartition(":")[2] if has_port else ""
+    name, _, port = host.rpartition(":") if has_port else (host, "", "")
+    return name, port
 
 
 def database_hosts(dsn: str) -> str:
@@ -89,8 +91,7 @@ def database_hosts(dsn: str) -> str:
     hosts = parts.netloc.rpartition("@")[2]
     shown = []
     for host in hosts.split(","):
-        has_port = host.rfind(":") > host.rfind("]")  # [::1] alone has colons but no port
-        name, _, port = host.rpartition(":") if has_port else (host, "", "")
+        name, port = _split_host(host)
         shown.append(f"{name or 'localhost'}:{port or 5432}")
     return ",".join(shown)
 
